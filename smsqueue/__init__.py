@@ -1,0 +1,3 @@
+"""smsqueue: SMS dispatch service."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,84 @@
+"""Message statuses, reason codes and the table of allowed moves: the one place they are decided."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Status(StrEnum):
+    QUEUED = "queued"
+    SCHEDULED = "scheduled"
+    SENDING = "sending"
+    SENT = "sent"
+    DELIVERED = "delivered"
+    UNDELIVERED = "undelivered"
+    FAILED = "failed"
+    REJECTED = "rejected"
+    CANCELED = "canceled"
+    EXPIRED = "expired"
+
+
+FINAL: frozenset[Status] = frozenset(
+    {Status.DELIVERED, Status.UNDELIVERED, Status.FAILED, Status.REJECTED, Status.CANCELED, Status.EXPIRED}
+)
+CANCELABLE: frozenset[Status] = frozenset({Status.QUEUED, Status.SCHEDULED})
+
+# from -> the statuses it may move to. Final statuses move nowhere.
+# queued/scheduled -> rejected/failed: the rules or provider selection refuse it at claim time, before
+#   any provider call (the claim and the rules decision are one transaction).
+# sending -> queued: a transient provider error; it waits for its retry (or the next provider).
+# sending -> delivered/undelivered: a delivery report that overtook the send task's own "sent".
+# sent -> failed: the provider refused it after accepting it (e.g. SMSC status 23/24).
+TRANSITIONS: dict[Status, frozenset[Status]] = {
+    Status.QUEUED: frozenset(
+        {Status.SENDING, Status.SCHEDULED, Status.CANCELED, Status.EXPIRED, Status.REJECTED, Status.FAILED}
+    ),
+    Status.SCHEDULED: frozenset(
+        {Status.QUEUED, Status.CANCELED, Status.EXPIRED, Status.REJECTED, Status.FAILED}
+    ),
+    Status.SENDING: frozenset(
+        {
+            Status.SENT,
+            Status.QUEUED,
+            Status.SCHEDULED,
+            Status.FAILED,
+            Status.DELIVERED,
+            Status.UNDELIVERED,
+        }
+    ),
+    Status.SENT: frozenset({Status.DELIVERED, Status.UNDELIVERED, Status.FAILED}),
+    **{s: frozenset() for s in FINAL},
+}
+
+
+def can_move(src: Status, dst: Status) -> bool:
+    return dst in TRANSITIONS[src]
+
+
+def sources_of(dst: Status) -> frozenset[Status]:
+    """Every status from which `dst` may be reached."""
+    return frozenset(src for src, dsts in TRANSITIONS.items() if dst in dsts)
+
+
+class Reason(StrEnum):
+    OUTSIDE_SEND_WINDOW = "outside_send_window"
+    FZ_DAILY_LIMIT = "fz_daily_limit"
+    FZ_WEEKLY_LIMIT = "fz_weekly_limit"
+    FZ_MONTHLY_LIMIT = "fz_monthly_limit"
+    ENTITY_INACTIVE = "entity_inactive"
+    PROVIDER_NOT_ALLOWED = "provider_not_allowed"
+    NO_PROVIDER_AVAILABLE = "no_provider_available"
+    INVALID_NUMBER = "invalid_number"
+    RETRIES_EXHAUSTED = "retries_exhausted"
+    UNKNOWN_OUTCOME = "unknown_outcome"
+    STATUS_TIMEOUT = "status_timeout"
+    CANCELED_BY_CLIENT = "canceled_by_client"
+    VALID_UNTIL_PASSED = "valid_until_passed"
+    SEND_AT = "send_at"
+    RATE_LIMITED = "rate_limited"
+    DISPATCHED = "dispatched"
+
+
+def provider_error(code: str | int) -> str:
+    """The reason for an answer of the provider's own: `provider_error:<its code>`."""
+    return f"provider_error:{code}"
