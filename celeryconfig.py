@@ -1,0 +1,77 @@
+"""Celery settings: broker, queues and routes, beat schedule, reliability settings.
+
+The database is the source of truth and the broker a doorbell: tasks carry message ids, and the beat's
+sweeps re-publish whatever a lost publish or a killed worker left behind.
+"""
+
+from __future__ import annotations
+
+from kombu import Exchange, Queue
+
+from smsqueue.config import data_dir, settings
+from smsqueue.queues import ROUTES, Queues
+
+_s = settings()
+
+broker_url = _s.broker_url
+broker_connection_retry_on_startup = True
+broker_pool_limit = 10
+
+if _s.broker_url.startswith("filesystem://"):
+    # The embedded broker: a folder, no server. No fanout, so no remote control or events.
+    _folder = data_dir() / "broker"
+    for _sub in ("queue", "processed"):
+        (_folder / _sub).mkdir(parents=True, exist_ok=True)
+    broker_transport_options = {
+        "data_folder_in": str(_folder / "queue"),
+        "data_folder_out": str(_folder / "queue"),
+        "processed_folder": str(_folder / "processed"),
+        "store_processed": False,
+        "polling_interval": 0.1,
+    }
+    worker_enable_remote_control = False
+    worker_send_task_events = False
+else:
+    broker_transport_options = {
+        # A publish must not hang a web request when Redis is down: fail fast, the sweep re-publishes.
+        "socket_connect_timeout": 2,
+        "socket_timeout": 5,
+        "retry_on_timeout": False,
+        "visibility_timeout": 3600,
+    }
+    worker_send_task_events = True  # for Flower
+    task_send_sent_event = False
+
+# Every queue is bound to the default exchange: a publish goes straight to the queue's list, with no
+# exchange lookup (one Redis round trip, and it works across processes on the filesystem broker too).
+task_queues = [Queue(name, Exchange(""), routing_key=name) for name in Queues.ALL]
+task_default_queue = Queues.SEND
+task_default_exchange = ""
+task_routes = {name: {"queue": queue, "routing_key": queue, "exchange": ""} for name, queue in ROUTES.items()}
+task_create_missing_queues = False
+
+task_serializer = "json"
+accept_content = ["json"]
+task_ignore_result = True
+result_backend = None
+task_acks_late = True
+task_reject_on_worker_lost = True
+worker_prefetch_multiplier = 4
+worker_max_tasks_per_child = 10000
+task_time_limit = 600
+task_soft_time_limit = 540
+broker_channel_error_retry = True
+worker_cancel_long_running_tasks_on_connection_loss = False
+
+timezone = "UTC"
+enable_utc = True
+
+beat_schedule = {
+    "dispatch-scheduled": {"task": "smsqueue.dispatch_scheduled", "schedule": _s.sweep_interval},
+    "poll-statuses": {"task": "smsqueue.poll_statuses", "schedule": _s.sweep_interval},
+    "republish-lost": {"task": "smsqueue.republish_lost", "schedule": max(_s.sweep_interval, 5.0)},
+    "reconcile-sending": {"task": "smsqueue.reconcile_sending", "schedule": max(_s.sweep_interval, 2.0)},
+}
+# A beat tick that nobody ran before the next one is worthless: let it expire instead of piling up.
+for _entry in beat_schedule.values():
+    _entry["options"] = {"expires": max(float(_entry["schedule"]) * 5, 10.0)}

@@ -1,0 +1,116 @@
+"""Settings from the environment, with embedded defaults that need no server.
+
+With nothing set, the service runs on a SQLite file and a filesystem broker in the working folder (`make
+run` on a fresh laptop). With DATABASE_URL and CELERY_BROKER_URL set, it runs on PostgreSQL and Redis.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+
+TRUE = {"1", "true", "yes", "on"}
+
+
+def _bool(name: str, default: bool = False) -> bool:
+    value = os.environ.get(name)
+    return default if value is None else value.strip().lower() in TRUE
+
+
+def _float(name: str, default: float) -> float:
+    value = os.environ.get(name)
+    return default if not value else float(value)
+
+
+def _int(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    return default if not value else int(value)
+
+
+def data_dir() -> Path:
+    """Where the embedded defaults keep their files (SQLite database, broker folders, dev secret key)."""
+    return Path(os.environ.get("SMSQUEUE_DATA_DIR") or Path.cwd() / ".smsqueue").resolve()
+
+
+def _default_secret_key() -> str:
+    """A development key kept beside the SQLite file, so provider secrets survive restarts of `make run`.
+    Production sets SMSQUEUE_SECRET_KEY; a key file is only for the embedded setup."""
+    path = data_dir() / "secret.key"
+    if path.exists():
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(key)
+    return key
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str
+    broker_url: str
+    redis_url: str | None
+    secret_key: str = field(repr=False)
+    allow_private_callbacks: bool
+    public_url: str
+    redis_prefix: str
+    # sending
+    send_batch_size: int  # message ids per send task
+    max_attempts_per_provider: int
+    retry_base_seconds: float
+    retry_max_seconds: float
+    # sweeps (seconds)
+    sweep_interval: float
+    lost_publish_after: float
+    stalled_sending_after: float
+    status_check_first: float
+    status_check_max: float
+    status_timeout: float
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def broker_is_redis(self) -> bool:
+        return self.broker_url.startswith(("redis://", "rediss://", "redis+socket://"))
+
+    @property
+    def effective_redis_url(self) -> str | None:
+        """Redis for rate limits and counters: REDIS_URL, else the broker when the broker is Redis."""
+        return self.redis_url or (self.broker_url if self.broker_is_redis else None)
+
+
+def load_settings() -> Settings:
+    env = os.environ
+    folder = data_dir()
+    port = env.get("PORT", "8000")
+    return Settings(
+        database_url=env.get("DATABASE_URL") or f"sqlite:///{folder / 'smsqueue.db'}",
+        broker_url=env.get("CELERY_BROKER_URL") or "filesystem://",
+        redis_url=env.get("REDIS_URL") or None,
+        secret_key=env.get("SMSQUEUE_SECRET_KEY") or _default_secret_key(),
+        allow_private_callbacks=_bool("SMSQUEUE_ALLOW_PRIVATE_CALLBACKS"),
+        public_url=(env.get("SMSQUEUE_PUBLIC_URL") or f"http://127.0.0.1:{port}").rstrip("/"),
+        redis_prefix=env.get("SMSQUEUE_REDIS_PREFIX", "smsqueue:"),
+        send_batch_size=_int("SMSQUEUE_SEND_BATCH_SIZE", 50),
+        max_attempts_per_provider=_int("SMSQUEUE_MAX_ATTEMPTS_PER_PROVIDER", 3),
+        retry_base_seconds=_float("SMSQUEUE_RETRY_BASE_SECONDS", 2.0),
+        retry_max_seconds=_float("SMSQUEUE_RETRY_MAX_SECONDS", 300.0),
+        sweep_interval=_float("SMSQUEUE_SWEEP_INTERVAL", 1.0),
+        lost_publish_after=_float("SMSQUEUE_LOST_PUBLISH_AFTER", 30.0),
+        stalled_sending_after=_float("SMSQUEUE_STALLED_SENDING_AFTER", 45.0),
+        status_check_first=_float("SMSQUEUE_STATUS_CHECK_FIRST", 10.0),
+        status_check_max=_float("SMSQUEUE_STATUS_CHECK_MAX", 1800.0),
+        status_timeout=_float("SMSQUEUE_STATUS_TIMEOUT", 72 * 3600.0),
+    )
+
+
+@cache
+def settings() -> Settings:
+    """The process's settings, read once. Tests that change the environment call `settings.cache_clear()`."""
+    return load_settings()

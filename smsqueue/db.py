@@ -1,0 +1,114 @@
+"""The engine and transaction helpers. One engine per process, rebuilt after a fork."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.orm import Session
+
+from smsqueue.config import settings
+
+_lock = threading.Lock()
+_engine: Engine | None = None
+_engine_pid: int | None = None
+
+
+def normalize_url(url: str) -> str:
+    """postgres:// and postgresql:// mean psycopg2 here (SQLAlchemy 2.1 would pick psycopg 3)."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg2://" + url[len(prefix) :]
+    return url
+
+
+def make_engine(url: str, **kwargs: Any) -> Engine:
+    url = normalize_url(url)
+    if url.startswith("sqlite"):
+        return _sqlite_engine(url, **kwargs)
+    connect_args = kwargs.pop("connect_args", {})
+    if url.startswith("postgresql"):
+        # Fail fast when the database is unreachable, so the API answers 503 instead of hanging.
+        connect_args.setdefault("connect_timeout", 3)
+        connect_args.setdefault("application_name", "smsqueue")
+    kwargs.setdefault("pool_size", 10)
+    kwargs.setdefault("max_overflow", 10)
+    kwargs.setdefault("pool_recycle", 1800)
+    return create_engine(url, connect_args=connect_args, **kwargs)
+
+
+def _sqlite_engine(url: str, **kwargs: Any) -> Engine:
+    if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
+        os.makedirs(os.path.dirname(os.path.abspath(url[len("sqlite:///") :])), exist_ok=True)
+    engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False}, **kwargs)
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # Take transactions into our own hands (pysqlite's implicit BEGIN is deferred and breaks
+        # compare-and-set under concurrency); WAL lets readers run beside the one writer.
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA busy_timeout=30000")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        # IMMEDIATE takes the write lock up front: SQLite then serialises writers cleanly instead of
+        # failing a read-then-write transaction with SQLITE_BUSY.
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+def get_engine() -> Engine:
+    global _engine, _engine_pid
+    pid = os.getpid()
+    if _engine is None or _engine_pid != pid:
+        with _lock:
+            if _engine is None or _engine_pid != pid:
+                if _engine is not None:
+                    # Inherited from the parent through fork: drop its pooled connections without
+                    # closing them (they are the parent's sockets).
+                    _engine.dispose(close=False)
+                _engine = make_engine(settings().database_url)
+                _engine_pid = pid
+    return _engine
+
+
+def reset_engine() -> None:
+    """Forget the engine (tests that point the process at another database)."""
+    global _engine, _engine_pid
+    with _lock:
+        if _engine is not None:
+            _engine.dispose()
+        _engine = None
+        _engine_pid = None
+
+
+def is_postgres() -> bool:
+    return get_engine().dialect.name == "postgresql"
+
+
+@contextmanager
+def transaction() -> Iterator[Connection]:
+    """A connection in a transaction: committed on success, rolled back on error."""
+    with get_engine().begin() as conn:
+        yield conn
+
+
+@contextmanager
+def session_scope() -> Iterator[Session]:
+    """An ORM session in a transaction: committed on success, rolled back on error."""
+    session = Session(bind=get_engine(), expire_on_commit=False)
+    try:
+        with session.begin():
+            yield session
+    finally:
+        session.close()

@@ -1,0 +1,264 @@
+"""The message lifecycle: create, transition (the one place a status changes), cancel, queries.
+
+Imports no Celery and no Flask. Whoever commits a change publishes the follow-up task; the sweeps
+publish what a lost publish left behind.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, insert, select, update
+
+from smsqueue.clock import now as clock_now
+from smsqueue.models import Message, MessageEvent
+from smsqueue.statuses import CANCELABLE, FINAL, Reason, Status, sources_of
+
+messages_t = Message.__table__
+events_t = MessageEvent.__table__
+
+
+class IllegalTransition(ValueError):
+    """A move the transitions table does not allow was asked for: a programming error."""
+
+
+@dataclass(frozen=True, slots=True)
+class NewMessage:
+    id: uuid.UUID
+    legal_entity_id: int
+    to: str
+    text: str
+    segments: int
+    encoding: str
+    sender: str | None = None
+    requested_provider_id: int | None = None
+    send_at: datetime | None = None
+    valid_until: datetime | None = None
+    recipient_timezone: str | None = None
+    callback_url: str | None = None
+    reference: str | None = None
+    idempotency_key: str | None = None
+    request_hash: str | None = None
+
+    def initial_status(self, at: datetime) -> Status:
+        return Status.SCHEDULED if self.send_at is not None and self.send_at > at else Status.QUEUED
+
+
+@dataclass(frozen=True, slots=True)
+class Moved:
+    """A message that took a new status: its row key, public id, the event's sequence number."""
+
+    pk: int
+    id: uuid.UUID
+    seq: int
+    status: Status
+
+
+def _due_at(status: Status, send_at: datetime | None, valid_until: datetime | None, at: datetime) -> datetime:
+    """When a waiting message next needs attention: its send time, or its expiry if that comes first."""
+    if status is Status.SCHEDULED and send_at is not None:
+        return min(send_at, valid_until) if valid_until is not None else send_at
+    return at
+
+
+def _event_row(
+    pk: int,
+    seq: int,
+    status: Status,
+    reason: str | None,
+    at: datetime,
+    webhook: bool,
+    detail: Mapping[str, Any] | None,
+) -> dict[str, Any]:
+    return {
+        "message_pk": pk,
+        "seq": seq,
+        "status": status.value,
+        "reason": reason,
+        "at": at,
+        "detail": dict(detail) if detail else None,
+        "webhook_state": "pending" if webhook else None,
+        "webhook_next_at": at if webhook else None,
+        "webhook_attempts": 0,
+    }
+
+
+def insert_messages(conn: Connection, items: Sequence[NewMessage], at: datetime | None = None) -> list[Moved]:
+    """Store new messages with their first event, in the caller's transaction. Same order as `items`."""
+    if not items:
+        return []
+    at = at or clock_now()
+    rows = []
+    statuses = []
+    for item in items:
+        status = item.initial_status(at)
+        statuses.append(status)
+        rows.append(
+            {
+                "id": item.id,
+                "legal_entity_id": item.legal_entity_id,
+                "recipient": item.to,
+                "text": item.text,
+                "sender": item.sender,
+                "requested_provider_id": item.requested_provider_id,
+                "status": status.value,
+                "reason": None,
+                "segments": item.segments,
+                "encoding": item.encoding,
+                "send_at": item.send_at,
+                "valid_until": item.valid_until,
+                "recipient_timezone": item.recipient_timezone,
+                "callback_url": item.callback_url,
+                "reference": item.reference,
+                "idempotency_key": item.idempotency_key,
+                "request_hash": item.request_hash,
+                "attempts": 0,
+                "next_attempt_at": _due_at(status, item.send_at, item.valid_until, at),
+                "status_checks": 0,
+                "event_seq": 1,
+                "created_at": at,
+                "updated_at": at,
+            }
+        )
+    if len(rows) == 1:
+        pks = [conn.execute(insert(messages_t).returning(messages_t.c.pk), rows[0]).scalar_one()]
+    else:
+        result = conn.execute(
+            insert(messages_t).returning(messages_t.c.pk, sort_by_parameter_order=True), rows
+        )
+        pks = list(result.scalars())
+    events = [
+        _event_row(pk, 1, status, None, at, item.callback_url is not None, None)
+        for pk, status, item in zip(pks, statuses, items, strict=True)
+    ]
+    conn.execute(insert(events_t), events)
+    return [Moved(pk, item.id, 1, status) for pk, status, item in zip(pks, statuses, items, strict=True)]
+
+
+def allowed_sources(to: Status, expected: Collection[Status] | None) -> list[str]:
+    sources = sources_of(to)
+    if expected is not None:
+        wrong = set(expected) - sources
+        if wrong:
+            raise IllegalTransition(f"no move from {sorted(wrong)} to {to}")
+        sources = frozenset(expected)
+    if not sources:
+        raise IllegalTransition(f"nothing may move to {to}")
+    return sorted(s.value for s in sources)
+
+
+def transition_many(
+    conn: Connection,
+    pks: Iterable[int],
+    to: Status,
+    *,
+    reason: str | None = None,
+    expected: Collection[Status] | None = None,
+    values: Mapping[str, Any] | None = None,
+    detail: Mapping[str, Any] | None = None,
+    where: Any = None,
+    at: datetime | None = None,
+) -> list[Moved]:
+    """Move messages to `to`, each only if its current status allows it (compare and set), and record
+    one event per message moved, in the caller's transaction. Returns the ones that moved.
+
+    `expected` narrows the statuses moved from (it must be a subset of the table's sources of `to`);
+    `values` sets other columns in the same UPDATE; `where` adds a condition.
+    """
+    pk_list = list(pks)
+    if not pk_list:
+        return []
+    at = at or clock_now()
+    c = messages_t.c
+    stmt = (
+        update(messages_t)
+        .where(c.pk.in_(pk_list), c.status.in_(allowed_sources(to, expected)))
+        .values(status=to.value, reason=reason, updated_at=at, event_seq=c.event_seq + 1, **(values or {}))
+        .returning(c.pk, c.id, c.event_seq, c.callback_url)
+    )
+    if where is not None:
+        stmt = stmt.where(where)
+    rows = conn.execute(stmt).all()
+    if not rows:
+        return []
+    conn.execute(
+        insert(events_t),
+        [_event_row(r.pk, r.event_seq, to, reason, at, r.callback_url is not None, detail) for r in rows],
+    )
+    return [Moved(r.pk, r.id, r.event_seq, to) for r in rows]
+
+
+def transition(
+    conn: Connection,
+    pk: int,
+    to: Status,
+    *,
+    reason: str | None = None,
+    expected: Collection[Status] | None = None,
+    values: Mapping[str, Any] | None = None,
+    detail: Mapping[str, Any] | None = None,
+    where: Any = None,
+    at: datetime | None = None,
+) -> Moved | None:
+    """`transition_many` for one message: its Moved, or None when its status did not allow the move."""
+    moved = transition_many(
+        conn, [pk], to, reason=reason, expected=expected, values=values, detail=detail, where=where, at=at
+    )
+    return moved[0] if moved else None
+
+
+# --- cancel -------------------------------------------------------------------------------------------
+
+
+class NotCancelable(Exception):
+    def __init__(self, status: Status) -> None:
+        super().__init__(f"a {status} message cannot be canceled")
+        self.status = status
+
+
+def cancel(conn: Connection, pk: int, at: datetime | None = None) -> Moved | None:
+    """Cancel a queued or scheduled message. None if it was canceled already; NotCancelable otherwise.
+
+    The compare-and-set races safely with a worker's claim: only one of them moves the row."""
+    moved = transition(
+        conn,
+        pk,
+        Status.CANCELED,
+        reason=Reason.CANCELED_BY_CLIENT,
+        expected=CANCELABLE,
+        at=at,
+        values={"next_attempt_at": None},
+    )
+    if moved is not None:
+        return moved
+    status = conn.execute(select(messages_t.c.status).where(messages_t.c.pk == pk)).scalar_one()
+    if status == Status.CANCELED:
+        return None
+    raise NotCancelable(Status(status))
+
+
+# --- queries ------------------------------------------------------------------------------------------
+
+
+def events_of(conn: Connection, pks: Sequence[int]) -> dict[int, list[dict[str, Any]]]:
+    """Events of messages, in order, keyed by message pk."""
+    out: dict[int, list[dict[str, Any]]] = {pk: [] for pk in pks}
+    if not pks:
+        return out
+    e = events_t.c
+    rows = conn.execute(
+        select(e.message_pk, e.seq, e.status, e.reason, e.at)
+        .where(e.message_pk.in_(list(pks)))
+        .order_by(e.message_pk, e.seq)
+    )
+    for r in rows:
+        out[r.message_pk].append({"seq": r.seq, "status": r.status, "reason": r.reason, "at": r.at})
+    return out
+
+
+def is_final(status: str | Status) -> bool:
+    return Status(status) in FINAL

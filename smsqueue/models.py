@@ -1,0 +1,245 @@
+"""Tables. The schema is made only by the Alembic migrations; a test proves these models agree with them."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Dialect,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    SmallInteger,
+    String,
+    Text,
+    TypeDecorator,
+    Uuid,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from smsqueue.clock import now
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes on every backend (SQLite keeps naive text, PostgreSQL timestamptz)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTCDateTime column")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+# SQLite makes an auto-incrementing key only of a plain INTEGER PRIMARY KEY.
+BigPK = BigInteger().with_variant(Integer(), "sqlite")
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON(), uuid.UUID: Uuid()}
+
+
+def _partial(status_sql: str) -> dict[str, Any]:
+    """Keyword arguments for an index over the rows of some statuses only, on both backends."""
+    return {"postgresql_where": text(status_sql), "sqlite_where": text(status_sql)}
+
+
+class LegalEntity(Base):
+    __tablename__ = "legal_entities"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    code: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(300))
+    inn: Mapped[str | None] = mapped_column(String(12))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    timezone: Mapped[str] = mapped_column(String(64), default="Europe/Moscow")
+    callback_url: Mapped[str | None] = mapped_column(Text)
+    webhook_secret: Mapped[str] = mapped_column(Text)  # encrypted
+    send_window_from: Mapped[str] = mapped_column(String(5), default="09:00")
+    send_window_to: Mapped[str] = mapped_column(String(5), default="21:00")
+    on_window: Mapped[str] = mapped_column(String(8), default="defer")
+    fz_enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    fz_per_day: Mapped[int] = mapped_column(Integer, default=2)
+    fz_per_week: Mapped[int] = mapped_column(Integer, default=4)
+    fz_per_month: Mapped[int] = mapped_column(Integer, default=16)
+    fz_weekday_from: Mapped[str] = mapped_column(String(5), default="08:00")
+    fz_weekday_to: Mapped[str] = mapped_column(String(5), default="22:00")
+    fz_weekend_from: Mapped[str] = mapped_column(String(5), default="09:00")
+    fz_weekend_to: Mapped[str] = mapped_column(String(5), default="20:00")
+    fz_holidays_as_weekends: Mapped[bool] = mapped_column(Boolean, default=True)
+    fz_on_limit: Mapped[str] = mapped_column(String(8), default="reject")
+    created_at: Mapped[datetime] = mapped_column(default=now)
+    updated_at: Mapped[datetime] = mapped_column(default=now, onupdate=now)
+
+
+class Provider(Base):
+    __tablename__ = "providers"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    code: Mapped[str] = mapped_column(String(64), unique=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    name: Mapped[str] = mapped_column(String(300))
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    settings: Mapped[dict[str, Any]] = mapped_column(default=dict)  # the non-secret settings
+    secrets: Mapped[str | None] = mapped_column(Text)  # encrypted JSON of the secret settings
+    rate_limit_per_second: Mapped[float | None] = mapped_column(Float)
+    timeout_seconds: Mapped[float] = mapped_column(Float, default=10.0)
+    callback_token: Mapped[str] = mapped_column(Text)  # encrypted
+    created_at: Mapped[datetime] = mapped_column(default=now)
+    updated_at: Mapped[datetime] = mapped_column(default=now, onupdate=now)
+
+
+class EntityProvider(Base):
+    """A provider an entity may send through, with its priority (1 first) and default sender."""
+
+    __tablename__ = "entity_providers"
+    __table_args__ = (Index(None, "legal_entity_id", "priority"),)
+
+    legal_entity_id: Mapped[int] = mapped_column(
+        ForeignKey("legal_entities.id", ondelete="CASCADE"), primary_key=True
+    )
+    provider_id: Mapped[int] = mapped_column(
+        ForeignKey("providers.id", ondelete="RESTRICT"), primary_key=True, index=True
+    )
+    priority: Mapped[int] = mapped_column(Integer, default=1)
+    sender: Mapped[str | None] = mapped_column(String(64))
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(default=now)
+
+
+class ApiKey(Base):
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)  # sha256 of the key
+    prefix: Mapped[str] = mapped_column(String(16))  # first characters, to tell keys apart
+    role: Mapped[str] = mapped_column(String(16))  # "admin" | "entity"
+    name: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=now)
+    revoked_at: Mapped[datetime | None] = mapped_column()
+
+
+class ApiKeyEntity(Base):
+    __tablename__ = "api_key_entities"
+
+    api_key_id: Mapped[int] = mapped_column(ForeignKey("api_keys.id", ondelete="CASCADE"), primary_key=True)
+    legal_entity_id: Mapped[int] = mapped_column(
+        ForeignKey("legal_entities.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+
+
+class Message(Base):
+    __tablename__ = "messages"
+    __table_args__ = (
+        # Periodic sweeps read only due rows of one status: each has its own partial index.
+        Index("ix_messages_queued_due", "next_attempt_at", **_partial("status = 'queued'")),
+        Index("ix_messages_scheduled_due", "next_attempt_at", **_partial("status = 'scheduled'")),
+        Index("ix_messages_sending_due", "next_attempt_at", **_partial("status = 'sending'")),
+        Index("ix_messages_sent_check", "next_status_check_at", **_partial("status = 'sent'")),
+        Index("ix_messages_entity_created", "legal_entity_id", "created_at", "pk"),
+        Index("ix_messages_created", "created_at", "pk"),
+        Index("ix_messages_updated", "updated_at", "pk"),
+        Index("ix_messages_entity_reference", "legal_entity_id", "reference"),
+        Index("ix_messages_entity_recipient", "legal_entity_id", "recipient"),
+        Index("ix_messages_provider_message", "provider_id", "provider_message_id"),
+        Index(
+            "uq_messages_entity_idempotency_key",
+            "legal_entity_id",
+            "idempotency_key",
+            unique=True,
+            **_partial("idempotency_key IS NOT NULL"),
+        ),
+    )
+
+    pk: Mapped[int] = mapped_column(BigPK, primary_key=True, autoincrement=True)
+    id: Mapped[uuid.UUID] = mapped_column(unique=True)
+    legal_entity_id: Mapped[int] = mapped_column(ForeignKey("legal_entities.id", ondelete="RESTRICT"))
+    recipient: Mapped[str] = mapped_column(String(16))  # the API's "to" (an SQL keyword), E.164
+    text: Mapped[str] = mapped_column(Text)
+    sender: Mapped[str | None] = mapped_column(String(64))
+    requested_provider_id: Mapped[int | None] = mapped_column(
+        ForeignKey("providers.id", ondelete="RESTRICT"), index=True
+    )
+    provider_id: Mapped[int | None] = mapped_column(ForeignKey("providers.id", ondelete="RESTRICT"))
+    provider_message_id: Mapped[str | None] = mapped_column(String(128))
+    status: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(String(64))
+    segments: Mapped[int] = mapped_column(SmallInteger)
+    encoding: Mapped[str] = mapped_column(String(8))
+    send_at: Mapped[datetime | None] = mapped_column()
+    valid_until: Mapped[datetime | None] = mapped_column()
+    recipient_timezone: Mapped[str | None] = mapped_column(String(64))
+    callback_url: Mapped[str | None] = mapped_column(Text)
+    reference: Mapped[str | None] = mapped_column(String(128))
+    idempotency_key: Mapped[str | None] = mapped_column(String(255))
+    request_hash: Mapped[str | None] = mapped_column(String(64))
+    # Sending state: attempts on the current provider, providers given up on, when it is next due
+    # (queued/scheduled: to be sent; sending: to be reconciled).
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    excluded_providers: Mapped[list[int] | None] = mapped_column(JSON)
+    next_attempt_at: Mapped[datetime | None] = mapped_column()
+    claimed_at: Mapped[datetime | None] = mapped_column()
+    sent_at: Mapped[datetime | None] = mapped_column()
+    next_status_check_at: Mapped[datetime | None] = mapped_column()
+    status_checks: Mapped[int] = mapped_column(Integer, default=0)
+    event_seq: Mapped[int] = mapped_column(Integer, default=0)  # how many events it has
+    created_at: Mapped[datetime] = mapped_column(default=now)
+    updated_at: Mapped[datetime] = mapped_column(default=now)
+
+
+class MessageEvent(Base):
+    """One status change. With a callback URL it is also the webhook outbox row (`webhook_state`)."""
+
+    __tablename__ = "message_events"
+    __table_args__ = (
+        Index("uq_message_events_message_seq", "message_pk", "seq", unique=True),
+        Index("ix_message_events_webhook_due", "webhook_next_at", **_partial("webhook_state = 'pending'")),
+    )
+
+    id: Mapped[int] = mapped_column(BigPK, primary_key=True, autoincrement=True)
+    message_pk: Mapped[int] = mapped_column(BigInteger, ForeignKey("messages.pk", ondelete="CASCADE"))
+    seq: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column()
+    detail: Mapped[dict[str, Any] | None] = mapped_column()
+    webhook_state: Mapped[str | None] = mapped_column(String(12))  # pending | delivered | failed
+    webhook_next_at: Mapped[datetime | None] = mapped_column()
+    webhook_attempts: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class MetricCounter(Base):
+    """Counters and histogram buckets that worker processes add to, read by GET /metrics."""
+
+    __tablename__ = "metric_counters"
+
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    labels: Mapped[str] = mapped_column(String(300), primary_key=True)
+    value: Mapped[float] = mapped_column(Float, default=0.0)

@@ -1,0 +1,195 @@
+"""The beat's sweeps: each an indexed query for due rows, in batches, locked with SKIP LOCKED so that
+several beats or overlapping runs never take the same row.
+
+- dispatch_scheduled: `scheduled` messages whose time has come -> `queued` (or `expired`), and ring;
+- republish_lost: `queued` messages whose doorbell was lost (a publish that failed, a killed worker);
+- reconcile_sending: `sending` messages whose send never got recorded: ask the provider, never resend blindly.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+
+from smsqueue.clock import now
+from smsqueue.config import settings
+from smsqueue.db import transaction
+from smsqueue.messages import messages_t, transition, transition_many
+from smsqueue.models import Provider
+from smsqueue.providers.base import LookupNotSupported, ProviderError, TransientProviderError
+from smsqueue.providers.configs import client_of
+from smsqueue.rules import policy
+from smsqueue.sending import Followups, load_context, outgoing, record_failure, record_sent
+from smsqueue.statuses import Reason, Status
+
+log = logging.getLogger(__name__)
+m = messages_t.c
+
+BATCH = 1000
+TIME_BUDGET = 20.0  # seconds one sweep run may keep taking batches
+RECONCILE_BATCH = 200
+LOOKUP_RETRY = 5.0
+
+
+def _repeat(step: Callable[[datetime], int], batch: int) -> int:
+    """Run a sweep step until it finds less than a full batch or its time budget is spent."""
+    total, started = 0, time.monotonic()
+    while time.monotonic() - started < TIME_BUDGET:
+        done = step(now())
+        total += done
+        if done < batch:
+            break
+    return total
+
+
+def _due(status: Status, before: datetime, limit: int, *columns: Any) -> Any:
+    return (
+        select(*columns)
+        .where(m.status == status.value, m.next_attempt_at <= before)
+        .order_by(m.next_attempt_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+
+
+def dispatch_scheduled() -> int:
+    return _repeat(_dispatch_scheduled_batch, BATCH)
+
+
+def _dispatch_scheduled_batch(at: datetime) -> int:
+    from smsqueue.tasks.doorbell import ring_send
+
+    with transaction() as conn:
+        rows = conn.execute(_due(Status.SCHEDULED, at, BATCH, m.pk, m.valid_until)).all()
+        expired = [r.pk for r in rows if r.valid_until is not None and r.valid_until <= at]
+        due = [r.pk for r in rows if r.valid_until is None or r.valid_until > at]
+        transition_many(
+            conn,
+            expired,
+            Status.EXPIRED,
+            expected={Status.SCHEDULED},
+            at=at,
+            values={"next_attempt_at": None},
+        )
+        moved = transition_many(
+            conn, due, Status.QUEUED, expected={Status.SCHEDULED}, at=at, values={"next_attempt_at": at}
+        )
+    if moved:
+        ring_send([x.pk for x in moved])
+    return len(rows)
+
+
+def republish_lost() -> int:
+    return _repeat(_republish_lost_batch, BATCH)
+
+
+def _republish_lost_batch(at: datetime) -> int:
+    from smsqueue.tasks.doorbell import ring_send
+
+    before = at - timedelta(seconds=settings().lost_publish_after)
+    with transaction() as conn:
+        pks = list(conn.execute(_due(Status.QUEUED, before, BATCH, m.pk)).scalars())
+        if pks:
+            # Due again only after another grace period: one re-publish per period, not one per sweep.
+            conn.execute(update(messages_t).where(m.pk.in_(pks)).values(next_attempt_at=at))
+    if pks:
+        log.info("re-publishing %d queued message(s) whose doorbell was lost", len(pks))
+        ring_send(pks)
+    return len(pks)
+
+
+def reconcile_sending() -> int:
+    return _repeat(_reconcile_batch, RECONCILE_BATCH)
+
+
+def _reconcile_batch(at: datetime) -> int:
+    """Messages left `sending`: the provider call may or may not have reached the provider."""
+    from smsqueue.tasks.doorbell import ring_later
+
+    with transaction() as conn:
+        rows = conn.execute(_due(Status.SENDING, at, RECONCILE_BATCH, messages_t)).all()
+        if not rows:
+            return 0
+        lease = at + timedelta(seconds=LOOKUP_RETRY)
+        conn.execute(update(messages_t).where(m.pk.in_([r.pk for r in rows])).values(next_attempt_at=lease))
+        providers = _providers(conn, {r.provider_id for r in rows if r.provider_id is not None})
+    followups = Followups()
+    answers = [(row, _look_up(row, providers.get(row.provider_id), at)) for row in rows]
+    at = now()
+    with transaction() as conn:
+        ctx = load_context(conn, (r.legal_entity_id for r in rows))
+        for row, answer in answers:
+            _settle(conn, row, providers.get(row.provider_id), answer, ctx, at, followups)
+    ring_later(followups.later)
+    return len(rows)
+
+
+def _providers(conn: Any, ids: set[int]) -> dict[int, Any]:
+    if not ids:
+        return {}
+    p = Provider.__table__
+    return {r.id: r for r in conn.execute(select(p).where(p.c.id.in_(sorted(ids))))}
+
+
+def _look_up(row: Any, provider: Any, at: datetime) -> Any:
+    """The provider's answer to "do you have this message?": a SendResult, None (it does not), or the
+    exception that stopped us from knowing."""
+    if provider is None:
+        return LookupNotSupported("no provider recorded")
+    try:
+        client = client_of(provider)
+        return client.lookup(outgoing(row, row.sender, provider, at))
+    except ProviderError as exc:
+        return exc
+    except Exception as exc:
+        log.exception("lookup of message %s at %s failed", row.id, provider.code)
+        return exc
+
+
+def _settle(
+    conn: Any, row: Any, provider: Any, answer: Any, ctx: Any, at: datetime, followups: Followups
+) -> None:
+    if isinstance(answer, LookupNotSupported) or provider is None:
+        policy.release(conn, row)
+        transition(
+            conn,
+            row.pk,
+            Status.FAILED,
+            reason=Reason.UNKNOWN_OUTCOME,
+            expected={Status.SENDING},
+            at=at,
+            values={"next_attempt_at": None},
+            detail={"provider": provider.code if provider else None},
+        )
+        return
+    if isinstance(answer, Exception):
+        deadline = (row.claimed_at or at) + timedelta(seconds=float(provider.timeout_seconds) + 50)
+        if at >= deadline:
+            policy.release(conn, row)
+            transition(
+                conn,
+                row.pk,
+                Status.FAILED,
+                reason=Reason.UNKNOWN_OUTCOME,
+                expected={Status.SENDING},
+                at=at,
+                values={"next_attempt_at": None},
+                detail={"provider": provider.code, "lookup_error": str(answer)[:200]},
+            )
+        return  # asked again when the lease runs out
+    if answer is not None:
+        record_sent(conn, row, provider, answer, at)
+        return
+    # The provider never got it: a failed attempt like any other (retry, fail over, or fail).
+    link = ctx.link(row.legal_entity_id, provider.id)
+    if link is None:
+        from smsqueue.sending import Link
+
+        link = Link(provider, 0, None, False)
+    error = TransientProviderError("the provider has no such message", code="not_received")
+    record_failure(conn, row, link, row.attempts, error, ctx, at, followups)

@@ -1,0 +1,1 @@
+"""Celery tasks: the app (`celery_app`) and one module per job."""

@@ -1,0 +1,27 @@
+"""The Celery app. Run workers with `celery -A smsqueue.tasks.celery_app worker -Q <queues>`."""
+
+from __future__ import annotations
+
+import logging
+
+from celery import Celery
+from celery.signals import worker_process_init
+
+from smsqueue.logs import configure_logging
+
+app = Celery(
+    "smsqueue",
+    include=[
+        "smsqueue.tasks.send",
+        "smsqueue.tasks.status",
+        "smsqueue.tasks.sweep",
+    ],
+)
+app.config_from_object("celeryconfig")
+
+
+@worker_process_init.connect
+def _on_worker_process_init(**_: object) -> None:
+    # Each pool process opens its own database connections (db.get_engine checks the pid).
+    configure_logging()
+    logging.getLogger(__name__).debug("worker process ready")
