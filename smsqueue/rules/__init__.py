@@ -1,0 +1,1 @@
+"""The rules service: time windows, the production calendar, FZ periods, legal-entity checks."""
