@@ -1,0 +1,410 @@
+"""The messages API: accept one or a batch, read one, list with filters and a cursor, cancel."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+
+from flask import Blueprint, Response, jsonify, request
+from pydantic import ValidationError
+from sqlalchemy import and_, or_, select
+
+from smsqueue import directory, ingest
+from smsqueue.api.schemas import (
+    BatchIn,
+    BatchItemIn,
+    BatchOut,
+    MessageIn,
+    MessageListOut,
+    MessageListQuery,
+    MessageOut,
+    ProblemOut,
+    field_errors,
+)
+from smsqueue.api.spec import route
+from smsqueue.auth import Principal
+from smsqueue.clock import iso, now
+from smsqueue.db import transaction
+from smsqueue.errors import ApiError, Code, FieldCode, FieldError, not_found, problem, validation_error
+from smsqueue.messages import NewMessage, NotCancelable, cancel, events_of, messages_t
+from smsqueue.segments import count_segments
+from smsqueue.statuses import Status
+from smsqueue.tasks.doorbell import ring_send
+from smsqueue.web import json_object, principal, query_args, validate
+
+bp = Blueprint("messages", __name__)
+m = messages_t.c
+TAG = "Messages"
+MAX_IDEMPOTENCY_KEY = 255
+# Changes younger than this are not listed to an updated_after poll yet: a transaction that stamped an
+# earlier time may still be about to commit, and a poll that moved past it would never see it.
+UPDATED_AFTER_LAG = timedelta(seconds=2)
+
+ERRORS = {401: ProblemOut, 403: ProblemOut, 422: ProblemOut}
+
+
+# --- rendering ----------------------------------------------------------------------------------------
+
+
+def render(row: Any, events: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "id": str(row.id),
+        "legal_entity": directory.entity_code(row.legal_entity_id),
+        "to": row.recipient,
+        "text": row.text,
+        "sender": row.sender,
+        "status": row.status,
+        "reason": row.reason,
+        "provider": directory.provider_code(row.provider_id),
+        "provider_message_id": row.provider_message_id,
+        "segments": row.segments,
+        "encoding": row.encoding,
+        "send_at": iso(row.send_at),
+        "valid_until": iso(row.valid_until),
+        "recipient_timezone": row.recipient_timezone,
+        "callback_url": row.callback_url,
+        "reference": row.reference,
+        "created_at": iso(row.created_at),
+        "updated_at": iso(row.updated_at),
+    }
+    if events is not None:
+        body["events"] = [{"status": e["status"], "at": iso(e["at"]), "reason": e["reason"]} for e in events]
+    return body
+
+
+def render_new(new: NewMessage, status: Status, entity_code: str, at: datetime) -> dict[str, Any]:
+    """A message just stored, from what was stored: no second query."""
+    return {
+        "id": str(new.id),
+        "legal_entity": entity_code,
+        "to": new.to,
+        "text": new.text,
+        "sender": new.sender,
+        "status": status.value,
+        "reason": None,
+        "provider": None,
+        "provider_message_id": None,
+        "segments": new.segments,
+        "encoding": new.encoding,
+        "send_at": iso(new.send_at),
+        "valid_until": iso(new.valid_until),
+        "recipient_timezone": new.recipient_timezone,
+        "callback_url": new.callback_url,
+        "reference": new.reference,
+        "created_at": iso(at),
+        "updated_at": iso(at),
+        "events": [{"status": status.value, "at": iso(at), "reason": None}],
+    }
+
+
+# --- resolving the entity and provider ----------------------------------------------------------------
+
+
+def resolve_entity(code: str | None, who: Principal, field: str = "legal_entity") -> directory.EntityInfo:
+    if code is None:
+        if not who.is_admin and len(who.entity_ids) == 1:
+            entity_id = next(iter(who.entity_ids))
+            code = directory.entity_code(entity_id)
+        else:
+            raise validation_error([FieldError(field, FieldCode.REQUIRED, "name the legal entity")])
+    info = directory.entity(code)
+    if info is None:
+        raise ApiError(404, Code.NOT_FOUND, f"legal entity {code!r} not found")
+    if not who.may_use(info.id):
+        raise ApiError(403, Code.FORBIDDEN, f"this key may not act for legal entity {code!r}")
+    return info
+
+
+def resolve_provider(code: str | None, entity: directory.EntityInfo, field: str = "provider") -> int | None:
+    if code is None:
+        return None
+    provider_id = entity.linked.get(code)
+    if provider_id is None:
+        fresh = directory.entity(entity.code, fresh=True)  # linked a moment ago, elsewhere?
+        provider_id = fresh.linked.get(code) if fresh else None
+    if provider_id is None:
+        raise validation_error(
+            [
+                FieldError(
+                    field, FieldCode.PROVIDER_NOT_ALLOWED, f"provider {code!r} is not linked to this entity"
+                )
+            ]
+        )
+    return provider_id
+
+
+def prepare(
+    item: MessageIn, body: dict[str, Any], who: Principal, key: str | None
+) -> tuple[ingest.Prepared, str]:
+    entity = resolve_entity(item.legal_entity, who)
+    provider_id = resolve_provider(item.provider, entity)
+    info = count_segments(item.text)
+    new = NewMessage(
+        id=uuid.uuid4(),
+        legal_entity_id=entity.id,
+        to=item.to,
+        text=item.text,
+        segments=info.segments,
+        encoding=info.encoding,
+        sender=item.sender,
+        requested_provider_id=provider_id,
+        send_at=item.send_at,
+        valid_until=item.valid_until,
+        recipient_timezone=item.recipient_timezone,
+        callback_url=item.callback_url or entity.callback_url,
+        reference=item.reference,
+        idempotency_key=key,
+        request_hash=ingest.request_hash(entity.code, body) if key is not None else None,
+    )
+    return ingest.Prepared(new, key), entity.code
+
+
+def idempotency_key() -> str | None:
+    key = request.headers.get("Idempotency-Key")
+    if key is None:
+        return None
+    if not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY:
+        raise validation_error(
+            [
+                FieldError(
+                    "Idempotency-Key",
+                    FieldCode.TOO_LONG if key else FieldCode.TOO_SHORT,
+                    f"1 to {MAX_IDEMPOTENCY_KEY} characters",
+                )
+            ]
+        )
+    return key
+
+
+# --- views --------------------------------------------------------------------------------------------
+
+
+@route(
+    bp,
+    "POST",
+    "/api/v1/messages",
+    summary="Accept a message",
+    tag=TAG,
+    body=MessageIn,
+    responses={202: MessageOut, 200: MessageOut, 404: ProblemOut, 409: ProblemOut, **ERRORS},
+    description="202 with the stored message; with an Idempotency-Key seen before and the same body, "
+    "200 with the first message and `Idempotent-Replayed: true`.",
+)
+def create_message() -> Response:
+    who = principal()
+    body = json_object()
+    key = idempotency_key()
+    item = validate(MessageIn, body)
+    prepared, entity_code = prepare(item, body, who, key)
+    at = now()
+    (result,) = ingest.store([prepared], at)
+    if isinstance(result, ingest.Conflict):
+        raise ApiError(409, Code.IDEMPOTENCY_CONFLICT, "this Idempotency-Key was used with another body")
+    if result.replayed:
+        response = jsonify(_load_one(result.pk))
+        response.headers["Idempotent-Replayed"] = "true"
+    else:
+        if result.status is Status.QUEUED:
+            ring_send([result.pk])
+        response = jsonify(render_new(prepared.new, result.status, entity_code, at))
+        response.status_code = 202
+    response.headers["Location"] = f"/api/v1/messages/{result.id}"
+    return response
+
+
+@route(
+    bp,
+    "POST",
+    "/api/v1/messages/batch",
+    summary="Accept up to 1000 messages",
+    tag=TAG,
+    body=BatchIn,
+    responses={200: BatchOut, **ERRORS},
+    description="Valid items are stored together; invalid ones are reported per item and not stored.",
+)
+def create_batch() -> Response:
+    who = principal()
+    body = json_object()
+    batch = validate(BatchIn, body)
+    at = now()
+    results: list[dict[str, Any] | None] = [None] * len(batch.messages)
+    prepared: list[tuple[int, ingest.Prepared]] = []
+    for index, raw in enumerate(batch.messages):
+        try:
+            item = BatchItemIn.model_validate(raw)
+            p, _ = prepare(item, raw, who, item.idempotency_key)
+            prepared.append((index, p))
+        except ValidationError as exc:
+            results[index] = _item_error(index, 422, Code.VALIDATION_ERROR, errors=field_errors(exc))
+        except ApiError as exc:
+            results[index] = _item_error(index, exc.status, exc.code, exc.detail, exc.errors)
+    stored = ingest.store([p for _, p in prepared], at) if prepared else []
+    to_ring: list[int] = []
+    for (index, _), result in zip(prepared, stored, strict=True):
+        if isinstance(result, ingest.Conflict):
+            results[index] = _item_error(
+                index, 409, Code.IDEMPOTENCY_CONFLICT, "idempotency_key used with another body"
+            )
+            continue
+        results[index] = {"index": index, "id": str(result.id), "status": result.status.value}
+        if result.replayed:
+            results[index]["replayed"] = True  # type: ignore[index]
+        elif result.status is Status.QUEUED:
+            to_ring.append(result.pk)
+    if to_ring:
+        ring_send(to_ring)
+    return jsonify({"results": results})
+
+
+def _item_error(
+    index: int, status: int, code: str, detail: str | None = None, errors: list[FieldError] | None = None
+) -> dict[str, Any]:
+    if errors and detail is None:
+        detail = f"{len(errors)} field{'s are' if len(errors) != 1 else ' is'} invalid"
+    return {"index": index, "error": problem(status, code, detail, errors=errors)}
+
+
+def _message_pk(message_id: str, who: Principal) -> Any:
+    try:
+        ident = uuid.UUID(message_id)
+    except ValueError:
+        raise not_found("message") from None
+    with transaction() as conn:
+        row = conn.execute(select(messages_t).where(m.id == ident)).first()
+    if row is None or not who.may_use(row.legal_entity_id):
+        raise not_found("message")  # another entity's message is not revealed
+    return row
+
+
+def _load_one(pk: int) -> dict[str, Any]:
+    with transaction() as conn:
+        row = conn.execute(select(messages_t).where(m.pk == pk)).one()
+        events = events_of(conn, [pk])[pk]
+    return render(row, events)
+
+
+@route(
+    bp,
+    "GET",
+    "/api/v1/messages/<message_id>",
+    summary="Read a message with its events",
+    tag=TAG,
+    responses={200: MessageOut, 404: ProblemOut, 401: ProblemOut},
+)
+def get_message(message_id: str) -> Response:
+    row = _message_pk(message_id, principal())
+    with transaction() as conn:
+        events = events_of(conn, [row.pk])[row.pk]
+    return jsonify(render(row, events))
+
+
+@route(
+    bp,
+    "POST",
+    "/api/v1/messages/<message_id>/cancel",
+    summary="Cancel a queued or scheduled message",
+    tag=TAG,
+    responses={200: MessageOut, 404: ProblemOut, 409: ProblemOut, 401: ProblemOut},
+)
+def cancel_message(message_id: str) -> Response:
+    row = _message_pk(message_id, principal())
+    try:
+        with transaction() as conn:
+            cancel(conn, row.pk)
+    except NotCancelable as exc:
+        raise ApiError(
+            409,
+            Code.NOT_CANCELABLE,
+            f"the message is {exc.status}; only queued or scheduled messages can be canceled",
+        ) from None
+    return jsonify(_load_one(row.pk))
+
+
+# --- listing ------------------------------------------------------------------------------------------
+
+
+def encode_cursor(mode: str, at: datetime, pk: int) -> str:
+    raw = json.dumps([mode, at.isoformat(), pk], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, mode: str) -> tuple[datetime, int]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        kind, at, pk = json.loads(raw)
+        if kind != mode or not isinstance(pk, int):
+            raise ValueError
+        when = datetime.fromisoformat(at)
+        if when.tzinfo is None:
+            raise ValueError
+        return when, pk
+    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
+        raise validation_error(
+            [FieldError("cursor", FieldCode.INVALID_CURSOR, "not a cursor from this listing")]
+        ) from None
+
+
+@route(
+    bp,
+    "GET",
+    "/api/v1/messages",
+    summary="List messages",
+    tag=TAG,
+    query=MessageListQuery,
+    responses={200: MessageListOut, **ERRORS},
+    description="Newest first. With updated_after: by last change, oldest first, and next_cursor is "
+    "never null (it is where the next poll starts).",
+)
+def list_messages() -> Response:
+    who = principal()
+    q = validate(MessageListQuery, query_args(MessageListQuery))
+    conditions = []
+    if q.legal_entity is not None:
+        info = directory.entity(q.legal_entity)
+        if info is None or not who.may_use(info.id):
+            return jsonify({"items": [], "next_cursor": None if q.updated_after is None else q.cursor})
+        conditions.append(m.legal_entity_id == info.id)
+    elif not who.is_admin:
+        conditions.append(m.legal_entity_id.in_(sorted(who.entity_ids)))
+    if q.status:
+        conditions.append(m.status.in_([s.value for s in q.status]))
+    if q.to is not None:
+        conditions.append(m.recipient == q.to)
+    if q.reference is not None:
+        conditions.append(m.reference == q.reference)
+    if q.created_after is not None:
+        conditions.append(m.created_at > q.created_after)
+    if q.created_before is not None:
+        conditions.append(m.created_at < q.created_before)
+    if q.updated_after is not None:
+        return _list_changes(conditions, q)
+    if q.cursor is not None:
+        at, pk = decode_cursor(q.cursor, "c")
+        conditions.append(or_(m.created_at < at, and_(m.created_at == at, m.pk < pk)))
+    stmt = select(messages_t).where(*conditions).order_by(m.created_at.desc(), m.pk.desc()).limit(q.limit + 1)
+    with transaction() as conn:
+        rows = conn.execute(stmt).all()
+    more = len(rows) > q.limit
+    rows = rows[: q.limit]
+    cursor = encode_cursor("c", rows[-1].created_at, rows[-1].pk) if more and rows else None
+    return jsonify({"items": [render(r) for r in rows], "next_cursor": cursor})
+
+
+def _list_changes(conditions: list[Any], q: MessageListQuery) -> Response:
+    """Changes since a point, oldest first; the cursor is the last change seen."""
+    assert q.updated_after is not None
+    if q.cursor is not None:
+        at, pk = decode_cursor(q.cursor, "u")
+    else:
+        at, pk = q.updated_after, 2**62  # strictly after updated_after
+    horizon = now() - UPDATED_AFTER_LAG
+    conditions += [or_(m.updated_at > at, and_(m.updated_at == at, m.pk > pk)), m.updated_at <= horizon]
+    stmt = select(messages_t).where(*conditions).order_by(m.updated_at, m.pk).limit(q.limit)
+    with transaction() as conn:
+        rows = conn.execute(stmt).all()
+    cursor = encode_cursor("u", rows[-1].updated_at, rows[-1].pk) if rows else encode_cursor("u", at, pk)
+    return jsonify({"items": [render(r) for r in rows], "next_cursor": cursor})

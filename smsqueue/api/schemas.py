@@ -1,0 +1,316 @@
+"""Request and response models of the messages API. They validate requests and make the OpenAPI
+document (one source of truth). Validators raise errors whose type is our field error code."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from functools import cache
+from typing import Annotated, Any, Literal
+from zoneinfo import available_timezones
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from smsqueue.clock import now
+from smsqueue.errors import FieldCode, FieldError
+from smsqueue.phones import PhoneError, normalize_phone
+from smsqueue.statuses import Status
+from smsqueue.urls import UrlError, check_callback_url
+
+MAX_TEXT = 1600
+MAX_SCHEDULE_AHEAD = timedelta(days=30)
+
+
+# --- shared field types -------------------------------------------------------------------------------
+
+
+def parse_timestamp(value: Any) -> datetime:
+    """ISO-8601 with an offset, as a string; nothing else (no bare numbers, no naive times)."""
+    if isinstance(value, datetime):
+        parsed = value
+    elif isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value.strip())
+        except ValueError:
+            raise PydanticCustomError(
+                FieldCode.INVALID_DATETIME, "must be an ISO-8601 date and time with an offset"
+            ) from None
+    else:
+        raise PydanticCustomError(FieldCode.INVALID_DATETIME, "must be an ISO-8601 string")
+    if parsed.tzinfo is None or parsed.utcoffset() is None:
+        raise PydanticCustomError(FieldCode.INVALID_DATETIME, "must have a UTC offset, e.g. Z or +03:00")
+    return parsed
+
+
+Timestamp = Annotated[datetime, BeforeValidator(parse_timestamp)]
+
+
+@cache
+def timezone_names() -> frozenset[str]:
+    return frozenset(available_timezones())
+
+
+def check_timezone(value: str | None) -> str | None:
+    if value is not None and value not in timezone_names():
+        raise PydanticCustomError(FieldCode.INVALID_TIMEZONE, "not a known IANA time zone")
+    return value
+
+
+TimeZoneName = Annotated[str, Field(max_length=64, examples=["Europe/Moscow"])]
+
+
+def check_url(value: str | None) -> str | None:
+    if value is None:
+        return None
+    try:
+        return check_callback_url(value)
+    except UrlError as exc:
+        code = FieldCode.CALLBACK_URL_NOT_ALLOWED if exc.code == "callback_url_not_allowed" else exc.code
+        raise PydanticCustomError(str(code), str(exc)) from None
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
+
+
+# --- messages in --------------------------------------------------------------------------------------
+
+
+class MessageIn(Strict):
+    legal_entity: str | None = Field(
+        None, max_length=64, description="Entity code; may be left out when the key is bound to one entity."
+    )
+    to: str = Field(max_length=64, description="Recipient; any common form, stored as E.164 (region RU).")
+    text: str = Field(description=f"1 to {MAX_TEXT} characters.")
+    sender: str | None = Field(None, description="Sender name; default from the entity's provider link.")
+    provider: str | None = Field(
+        None, max_length=64, description="Provider code; must be linked to the entity."
+    )
+    send_at: Timestamp | None = Field(None, description="Not before this time; at most 30 days ahead.")
+    valid_until: Timestamp | None = Field(None, description="After this, an unsent message becomes expired.")
+    recipient_timezone: TimeZoneName | None = Field(None, description="IANA zone of the recipient.")
+    callback_url: str | None = Field(None, max_length=2048, description="http(s) URL for status webhooks.")
+    reference: str | None = Field(
+        None, max_length=128, description="The caller's own id, echoed in webhooks."
+    )
+
+    @field_validator("to")
+    @classmethod
+    def _to(cls, value: str) -> str:
+        try:
+            return normalize_phone(value)
+        except PhoneError as exc:
+            raise PydanticCustomError(
+                FieldCode.INVALID_PHONE, str(exc) or "not a valid phone number"
+            ) from None
+
+    @field_validator("text")
+    @classmethod
+    def _text(cls, value: str) -> str:
+        if not value:
+            raise PydanticCustomError(FieldCode.TOO_SHORT, "must not be empty")
+        if len(value) > MAX_TEXT:
+            raise PydanticCustomError(FieldCode.TOO_LONG, f"at most {MAX_TEXT} characters")
+        if any("\ud800" <= ch <= "\udfff" for ch in value):
+            raise PydanticCustomError(FieldCode.INVALID_VALUE, "contains an unpaired surrogate")
+        return value
+
+    @field_validator("sender")
+    @classmethod
+    def _sender(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        digits = value[1:] if value.startswith("+") else value
+        if digits.isdigit() and digits.isascii() and 1 <= len(digits) <= 15:
+            return value
+        if 1 <= len(value) <= 11 and value.isascii() and all(ch.isalnum() or ch in " ._-&" for ch in value):
+            return value
+        raise PydanticCustomError(
+            FieldCode.INVALID_SENDER, "1-11 Latin letters, digits or ' ._-&', or up to 15 digits"
+        )
+
+    @field_validator("recipient_timezone")
+    @classmethod
+    def _tz(cls, value: str | None) -> str | None:
+        return check_timezone(value)
+
+    @field_validator("callback_url")
+    @classmethod
+    def _callback(cls, value: str | None) -> str | None:
+        return check_url(value)
+
+    @field_validator("send_at")
+    @classmethod
+    def _send_at(cls, value: datetime | None) -> datetime | None:
+        if value is None:
+            return None
+        current = now()
+        if value < current:
+            raise PydanticCustomError(FieldCode.IN_PAST, "must not be in the past")
+        if value > current + MAX_SCHEDULE_AHEAD:
+            raise PydanticCustomError(FieldCode.TOO_FAR_AHEAD, "at most 30 days ahead")
+        return value
+
+    @field_validator("valid_until")
+    @classmethod
+    def _valid_until(cls, value: datetime | None, info: ValidationInfo) -> datetime | None:
+        if value is None:
+            return None
+        if value <= now():
+            raise PydanticCustomError(FieldCode.IN_PAST, "must be in the future")
+        send_at = info.data.get("send_at")
+        if send_at is not None and value <= send_at:
+            raise PydanticCustomError(FieldCode.INVALID_VALUE, "must be after send_at")
+        return value
+
+
+class BatchItemIn(MessageIn):
+    idempotency_key: str | None = Field(None, min_length=1, max_length=255)
+
+
+class BatchIn(Strict):
+    messages: list[dict[str, Any]] = Field(
+        min_length=1,
+        max_length=1000,
+        description="1 to 1000 messages, each as in POST /api/v1/messages, with an optional idempotency_key.",
+        json_schema_extra={"items": {"$ref": "#/components/schemas/BatchItemIn"}},
+    )
+
+
+class MessageListQuery(Strict):
+    legal_entity: str | None = Field(None, max_length=64)
+    status: list[Status] | None = Field(None, description="Repeatable.")
+    to: str | None = Field(None, max_length=64)
+    reference: str | None = Field(None, max_length=128)
+    created_after: Timestamp | None = Field(None, description="Exclusive.")
+    created_before: Timestamp | None = Field(None, description="Exclusive.")
+    updated_after: Timestamp | None = Field(
+        None, description="Order by last change, oldest first; poll on with the returned cursor."
+    )
+    limit: int = Field(100, ge=1, le=500)
+    cursor: str | None = Field(None, max_length=512, description="Opaque; from next_cursor.")
+
+    @field_validator("to")
+    @classmethod
+    def _to(cls, value: str | None) -> str | None:
+        return None if value is None else MessageIn._to(value)
+
+
+# --- messages out -------------------------------------------------------------------------------------
+
+
+class EventOut(BaseModel):
+    status: Status
+    at: datetime
+    reason: str | None = None
+
+
+class MessageOut(BaseModel):
+    id: str = Field(description="UUID")
+    legal_entity: str
+    to: str
+    text: str
+    sender: str | None
+    status: Status
+    reason: str | None
+    provider: str | None
+    provider_message_id: str | None
+    segments: int
+    encoding: Literal["GSM-7", "UCS-2"]
+    send_at: datetime | None
+    valid_until: datetime | None
+    recipient_timezone: str | None = None
+    callback_url: str | None = None
+    reference: str | None
+    created_at: datetime
+    updated_at: datetime
+    events: list[EventOut] | None = Field(None, description="Present on single-message answers.")
+
+
+class MessageListOut(BaseModel):
+    items: list[MessageOut]
+    next_cursor: str | None
+
+
+class ProblemFieldOut(BaseModel):
+    field: str
+    code: str
+    message: str
+
+
+class ProblemOut(BaseModel):
+    type: str = "about:blank"
+    title: str
+    status: int
+    code: str
+    detail: str | None = None
+    errors: list[ProblemFieldOut] | None = None
+
+
+class BatchResultOut(BaseModel):
+    index: int
+    id: str | None = None
+    status: Status | None = None
+    error: ProblemOut | None = None
+
+
+class BatchOut(BaseModel):
+    results: list[BatchResultOut]
+
+
+# --- errors -------------------------------------------------------------------------------------------
+
+# pydantic's error types -> our field codes
+_PYDANTIC_CODES = {
+    "missing": FieldCode.REQUIRED,
+    "extra_forbidden": FieldCode.UNKNOWN_FIELD,
+    "string_too_short": FieldCode.TOO_SHORT,
+    "string_too_long": FieldCode.TOO_LONG,
+    "too_short": FieldCode.TOO_SHORT,
+    "too_long": FieldCode.TOO_LONG,
+    "greater_than": FieldCode.TOO_SMALL,
+    "greater_than_equal": FieldCode.TOO_SMALL,
+    "less_than": FieldCode.TOO_LARGE,
+    "less_than_equal": FieldCode.TOO_LARGE,
+    "enum": FieldCode.INVALID_VALUE,
+    "literal_error": FieldCode.INVALID_VALUE,
+    "url_parsing": FieldCode.INVALID_URL,
+    "url_scheme": FieldCode.INVALID_URL,
+    "string_pattern_mismatch": FieldCode.INVALID_VALUE,
+    "value_error": FieldCode.INVALID_VALUE,
+}
+
+
+def _field_name(loc: tuple[Any, ...], prefix: str) -> str:
+    name = ""
+    for part in loc:
+        if isinstance(part, int):
+            name += f"[{part}]"
+        else:
+            name += f".{part}" if name else str(part)
+    return f"{prefix}{name}" if name else (prefix.rstrip(".") or "body")
+
+
+def field_errors(exc: ValidationError, prefix: str = "") -> list[FieldError]:
+    """pydantic's errors as ours: every invalid field, each once, with its stable code."""
+    out: list[FieldError] = []
+    seen: set[tuple[str, str]] = set()
+    for err in exc.errors(include_url=False, include_context=False, include_input=False):
+        kind = err["type"]
+        code = _PYDANTIC_CODES.get(kind)
+        if code is None:
+            code = FieldCode.INVALID_TYPE if kind.endswith("_type") or kind.endswith("_parsing") else kind
+        field = _field_name(tuple(err["loc"]), prefix)
+        if (field, str(code)) in seen:
+            continue
+        seen.add((field, str(code)))
+        out.append(FieldError(field, str(code), err["msg"].removeprefix("Value error, ")))
+    return out

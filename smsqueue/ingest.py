@@ -1,0 +1,110 @@
+"""Accepting messages: validated requests become rows, with idempotency keys honoured.
+
+The caller commits nothing itself: `store` runs one transaction for a whole batch, and the web layer
+rings the doorbell for the stored messages after it has committed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, select, tuple_
+from sqlalchemy.exc import IntegrityError
+
+from smsqueue.clock import now
+from smsqueue.db import transaction
+from smsqueue.messages import Moved, NewMessage, insert_messages, messages_t
+from smsqueue.statuses import Status
+
+m = messages_t.c
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    new: NewMessage
+    key: str | None  # idempotency key
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    pk: int
+    id: Any
+    status: Status
+    replayed: bool  # an earlier message with the same key and body
+
+
+@dataclass(frozen=True, slots=True)
+class Conflict:
+    """The idempotency key was used before with a different body."""
+
+    pk: int
+
+
+def request_hash(entity_code: str, body: dict[str, Any]) -> str:
+    """What "the same body" means for an idempotency key: the request as sent, with the entity resolved
+    (so leaving `legal_entity` out for a single-entity key is the same request as naming it)."""
+    canonical = {k: v for k, v in body.items() if k not in ("legal_entity", "idempotency_key")}
+    canonical["legal_entity"] = entity_code
+    text = json.dumps(canonical, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def store(items: list[Prepared], at: datetime | None = None) -> list[Stored | Conflict]:
+    """Store the messages, in order; replays and conflicts for keys seen before. One transaction."""
+    at = at or now()
+    try:
+        with transaction() as conn:
+            return _store(conn, items, at)
+    except IntegrityError:
+        # A concurrent request took one of the keys between our check and our insert: look again.
+        with transaction() as conn:
+            return _store(conn, items, at)
+
+
+def _store(conn: Connection, items: list[Prepared], at: datetime) -> list[Stored | Conflict]:
+    existing = _existing(conn, [(p.new.legal_entity_id, p.key) for p in items if p.key])
+    results: list[Stored | Conflict | None] = [None] * len(items)
+    first_in_batch: dict[tuple[int, str], int] = {}
+    fresh: list[int] = []  # indexes to insert
+    for i, p in enumerate(items):
+        if p.key is None:
+            fresh.append(i)
+            continue
+        ident = (p.new.legal_entity_id, p.key)
+        before = existing.get(ident)
+        if before is not None:
+            same = before.request_hash == p.new.request_hash
+            results[i] = (
+                Stored(before.pk, before.id, Status(before.status), True) if same else Conflict(before.pk)
+            )
+        elif ident in first_in_batch:
+            continue  # settled below, once the first one has its row
+        else:
+            first_in_batch[ident] = i
+            fresh.append(i)
+    moved: list[Moved] = insert_messages(conn, [items[i].new for i in fresh], at)
+    for i, mv in zip(fresh, moved, strict=True):
+        results[i] = Stored(mv.pk, mv.id, mv.status, False)
+    for i, p in enumerate(items):
+        if results[i] is None and p.key is not None:
+            first = items[first_in_batch[(p.new.legal_entity_id, p.key)]]
+            done = results[first_in_batch[(p.new.legal_entity_id, p.key)]]
+            assert isinstance(done, Stored)
+            same = first.new.request_hash == p.new.request_hash
+            results[i] = Stored(done.pk, done.id, done.status, True) if same else Conflict(done.pk)
+    return [r for r in results if r is not None]
+
+
+def _existing(conn: Connection, idents: list[tuple[int, str | None]]) -> dict[tuple[int, str], Any]:
+    if not idents:
+        return {}
+    rows = conn.execute(
+        select(m.pk, m.id, m.status, m.request_hash, m.legal_entity_id, m.idempotency_key).where(
+            tuple_(m.legal_entity_id, m.idempotency_key).in_(sorted(set(idents)))  # type: ignore[arg-type]
+        )
+    )
+    return {(r.legal_entity_id, r.idempotency_key): r for r in rows}

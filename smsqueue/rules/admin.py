@@ -1,0 +1,98 @@
+"""Services that make and change providers, legal entities and their links. The admin API, the CLI and
+the tests all go through these, so secrets are always encrypted and codes always checked the same way."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from smsqueue import directory
+from smsqueue.crypto import encrypt, encrypt_json, new_token
+from smsqueue.models import EntityProvider, LegalEntity, Provider
+from smsqueue.providers import client_class
+
+
+def split_settings(kind: str, settings: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(plain settings, secret settings) of a provider kind."""
+    secret_keys = client_class(kind).secret_keys
+    plain = {k: v for k, v in settings.items() if k not in secret_keys}
+    secret = {k: v for k, v in settings.items() if k in secret_keys}
+    return plain, secret
+
+
+def create_provider(
+    session: Session,
+    *,
+    code: str,
+    kind: str,
+    name: str | None = None,
+    settings: Mapping[str, Any] | None = None,
+    enabled: bool = True,
+    rate_limit_per_second: float | None = None,
+    timeout_seconds: float = 10.0,
+    callback_token: str | None = None,
+) -> tuple[Provider, str]:
+    """A new provider, and its callback token in clear (shown once)."""
+    plain, secret = split_settings(kind, settings or {})
+    token = callback_token or new_token()
+    provider = Provider(
+        code=code,
+        kind=kind,
+        name=name or code,
+        enabled=enabled,
+        settings=plain,
+        secrets=encrypt_json(secret) if secret else None,
+        rate_limit_per_second=rate_limit_per_second,
+        timeout_seconds=timeout_seconds,
+        callback_token=encrypt(token),
+    )
+    session.add(provider)
+    session.flush()
+    directory.invalidate()
+    return provider, token
+
+
+def create_entity(
+    session: Session, *, code: str, name: str | None = None, **fields: Any
+) -> tuple[LegalEntity, str]:
+    """A new legal entity (columns of LegalEntity as keywords), and its webhook secret in clear."""
+    secret = new_token("whsec_")
+    entity = LegalEntity(code=code, name=name or code, webhook_secret=encrypt(secret), **fields)
+    session.add(entity)
+    session.flush()
+    directory.invalidate()
+    return entity, secret
+
+
+def link_provider(
+    session: Session,
+    entity: LegalEntity,
+    provider: Provider,
+    *,
+    priority: int = 1,
+    sender: str | None = None,
+    enabled: bool = True,
+) -> tuple[EntityProvider, bool]:
+    """Add or update a provider of an entity. Returns the link and whether it is new."""
+    link = session.get(EntityProvider, (entity.id, provider.id))
+    created = link is None
+    if link is None:
+        link = EntityProvider(legal_entity_id=entity.id, provider_id=provider.id)
+        session.add(link)
+    link.priority = priority
+    link.sender = sender
+    link.enabled = enabled
+    session.flush()
+    directory.invalidate()
+    return link, created
+
+
+def entity_by_code(session: Session, code: str) -> LegalEntity | None:
+    return session.scalars(select(LegalEntity).where(LegalEntity.code == code)).first()
+
+
+def provider_by_code(session: Session, code: str) -> Provider | None:
+    return session.scalars(select(Provider).where(Provider.code == code)).first()
