@@ -178,9 +178,11 @@ def claim(conn: Connection, pks: Sequence[int], at: datetime, followups: Followu
             continue
         candidates.append((row, choice))
     admitted = _take_tokens(conn, candidates, at, followups)
+    decisions = policy.decide_many(
+        conn, [(row, ctx.entities[row.legal_entity_id]) for row, _ in admitted], at
+    )
     claimed: list[Claimed] = []
-    for row, link in admitted:
-        decision = policy.decide(conn, row, ctx.entities[row.legal_entity_id], at)
+    for (row, link), decision in zip(admitted, decisions, strict=True):
         if isinstance(decision, policy.Reject):
             transition(
                 conn,

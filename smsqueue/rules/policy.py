@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -33,8 +34,16 @@ class Reject:
 Decision = Allow | Defer | Reject
 
 
+def decide_many(conn: Connection, items: Sequence[tuple[Any, Any]], at: datetime) -> list[Decision]:
+    """The rules' answers for the messages a send task is about to claim, in order: each item is a
+    (`messages` row, `legal_entities` row) pair. Runs in the claim transaction: whatever it counts and
+    locks commits (or rolls back) with the claim itself. Locks it takes must be taken in one global
+    order across the whole batch, so that concurrent batches cannot deadlock."""
+    return [decide(conn, message, entity, at) for message, entity in items]
+
+
 def decide(conn: Connection, message: Any, entity: Any, at: datetime) -> Decision:
-    """The rules' answer for one claimed message (a `messages` row) of `entity` (a `legal_entities` row)."""
+    """The rules' answer for one message (a `messages` row) of `entity` (a `legal_entities` row)."""
     if not entity.active:
         return Reject(Reason.ENTITY_INACTIVE)
     return Allow()

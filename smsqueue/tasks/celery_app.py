@@ -15,6 +15,8 @@ app = Celery(
         "smsqueue.tasks.send",
         "smsqueue.tasks.status",
         "smsqueue.tasks.sweep",
+        "smsqueue.tasks.reports",
+        "smsqueue.tasks.webhooks",
     ],
 )
 app.config_from_object("celeryconfig")

@@ -1,74 +1,27 @@
-"""Tables. The schema is made only by the Alembic migrations; a test proves these models agree with them."""
+"""The core tables: legal entities, providers and their links, API keys, messages and their events."""
 
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
-    DateTime,
-    Dialect,
     Float,
     ForeignKey,
     Index,
     Integer,
-    MetaData,
     SmallInteger,
     String,
     Text,
-    TypeDecorator,
-    Uuid,
-    text,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column
 
 from smsqueue.clock import now
-
-
-class UTCDateTime(TypeDecorator[datetime]):
-    """Aware UTC datetimes on every backend (SQLite keeps naive text, PostgreSQL timestamptz)."""
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetime given to a UTCDateTime column")
-        value = value.astimezone(UTC)
-        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
-
-    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-# SQLite makes an auto-incrementing key only of a plain INTEGER PRIMARY KEY.
-BigPK = BigInteger().with_variant(Integer(), "sqlite")
-
-NAMING = {
-    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
-    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
-    "ck": "ck_%(table_name)s_%(constraint_name)s",
-    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-    "pk": "pk_%(table_name)s",
-}
-
-
-class Base(DeclarativeBase):
-    metadata = MetaData(naming_convention=NAMING)
-    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON(), uuid.UUID: Uuid()}
-
-
-def _partial(status_sql: str) -> dict[str, Any]:
-    """Keyword arguments for an index over the rows of some statuses only, on both backends."""
-    return {"postgresql_where": text(status_sql), "sqlite_where": text(status_sql)}
+from smsqueue.models.base import Base, BigPK, partial_index
 
 
 class LegalEntity(Base):
@@ -159,10 +112,10 @@ class Message(Base):
     __tablename__ = "messages"
     __table_args__ = (
         # Periodic sweeps read only due rows of one status: each has its own partial index.
-        Index("ix_messages_queued_due", "next_attempt_at", **_partial("status = 'queued'")),
-        Index("ix_messages_scheduled_due", "next_attempt_at", **_partial("status = 'scheduled'")),
-        Index("ix_messages_sending_due", "next_attempt_at", **_partial("status = 'sending'")),
-        Index("ix_messages_sent_check", "next_status_check_at", **_partial("status = 'sent'")),
+        Index("ix_messages_queued_due", "next_attempt_at", **partial_index("status = 'queued'")),
+        Index("ix_messages_scheduled_due", "next_attempt_at", **partial_index("status = 'scheduled'")),
+        Index("ix_messages_sending_due", "next_attempt_at", **partial_index("status = 'sending'")),
+        Index("ix_messages_sent_check", "next_status_check_at", **partial_index("status = 'sent'")),
         Index("ix_messages_entity_created", "legal_entity_id", "created_at", "pk"),
         Index("ix_messages_created", "created_at", "pk"),
         Index("ix_messages_updated", "updated_at", "pk"),
@@ -174,7 +127,7 @@ class Message(Base):
             "legal_entity_id",
             "idempotency_key",
             unique=True,
-            **_partial("idempotency_key IS NOT NULL"),
+            **partial_index("idempotency_key IS NOT NULL"),
         ),
     )
 
@@ -220,7 +173,9 @@ class MessageEvent(Base):
     __tablename__ = "message_events"
     __table_args__ = (
         Index("uq_message_events_message_seq", "message_pk", "seq", unique=True),
-        Index("ix_message_events_webhook_due", "webhook_next_at", **_partial("webhook_state = 'pending'")),
+        Index(
+            "ix_message_events_webhook_due", "webhook_next_at", **partial_index("webhook_state = 'pending'")
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigPK, primary_key=True, autoincrement=True)

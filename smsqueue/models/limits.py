@@ -1,0 +1,3 @@
+"""Tables of the 230-FZ limits (issue 4)."""
+
+from __future__ import annotations

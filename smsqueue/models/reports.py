@@ -1,0 +1,3 @@
+"""Tables of provider delivery reports (issue 3)."""
+
+from __future__ import annotations

@@ -1,0 +1,3 @@
+"""Processing of delivery reports pushed by providers (issue 3)."""
+
+from __future__ import annotations
