@@ -277,7 +277,9 @@ class ProviderClient(ABC):
         except requests.exceptions.ReadTimeout as exc:
             raise TransientProviderError("no answer within the timeout", may_have_sent=True) from exc
         except requests.exceptions.RequestException as exc:
-            raise TransientProviderError(f"request failed: {type(exc).__name__}", code="request_failed") from exc
+            raise TransientProviderError(
+                f"request failed: {type(exc).__name__}", code="request_failed"
+            ) from exc
         if response.status_code == 429 or response.status_code >= 500:
             retry_after = response.headers.get("Retry-After")
             raise TransientProviderError(
