@@ -6,7 +6,10 @@ from datetime import UTC, datetime
 
 
 def now() -> datetime:
-    return datetime.now(UTC)
+    """The current time, to the millisecond: what is stored is exactly what the API shows (so a client
+    can pass a time it was shown back as an exclusive bound, and JavaScript clients lose nothing)."""
+    current = datetime.now(UTC)
+    return current.replace(microsecond=current.microsecond // 1000 * 1000)
 
 
 def iso(value: datetime | None) -> str | None:

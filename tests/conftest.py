@@ -8,6 +8,7 @@ dropped at the end; Redis is a private `redis-server` on a free port, so a test 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import shutil
@@ -35,7 +36,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_for(condition: Callable[[], Any], timeout: float = 20.0, interval: float = 0.05, what: str = "") -> Any:
+def wait_for(
+    condition: Callable[[], Any], timeout: float = 20.0, interval: float = 0.05, what: str = ""
+) -> Any:
     """Poll until `condition()` is truthy; its value, or AssertionError after `timeout` seconds."""
     deadline = time.monotonic() + timeout
     while True:
@@ -114,7 +117,7 @@ def pytest_configure(config: pytest.Config) -> None:
         _admin_exec(f'CREATE DATABASE "{name}"')
     except Exception as exc:
         raise pytest.UsageError(
-            f"PostgreSQL is not reachable at {ADMIN_PG} ({exc}); start it (see .ci/run) or set TEST_POSTGRES_URL"
+            f"PostgreSQL is not reachable at {ADMIN_PG} ({exc}): start it or set TEST_POSTGRES_URL"
         ) from exc
     redis_server = RedisServer(free_port(), folder)
     redis_server.start()
@@ -194,7 +197,9 @@ def truncate_all() -> None:
     from smsqueue.db import transaction
 
     with transaction() as conn:
-        existing = set(conn.execute(text("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")).scalars())
+        existing = set(
+            conn.execute(text("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")).scalars()
+        )
         tables = [t for t in existing if t != "alembic_version"]
         conn.execute(text(f"TRUNCATE {', '.join(tables)} CASCADE"))
     directory.invalidate()
@@ -255,10 +260,8 @@ class Proc:
 
     def kill(self, sig: int = 9) -> None:
         """Signal the whole process group (a prefork worker's children too)."""
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(self.proc.pid, sig)
-        except ProcessLookupError:
-            pass
         try:
             self.proc.wait(15)
         except subprocess.TimeoutExpired:
