@@ -49,9 +49,9 @@ def inc(name: str, labels: Mapping[str, str], value: float = 1.0) -> None:
 def observe(name: str, labels: Mapping[str, str], value: float, buckets: tuple[float, ...]) -> None:
     with _lock:
         for le in (*buckets, math.inf):
-            if value <= le:
-                bucket_labels = {**labels, "le": "+Inf" if le == math.inf else repr(le)}
-                _pending[(f"{name}_bucket", _labels(bucket_labels))] += 1
+            # Every bucket is written, the empty ones too: a histogram lists all its buckets.
+            bucket_labels = {**labels, "le": "+Inf" if le == math.inf else repr(le)}
+            _pending[(f"{name}_bucket", _labels(bucket_labels))] += 1 if value <= le else 0
         key = _labels(labels)
         _pending[(f"{name}_sum", key)] += value
         _pending[(f"{name}_count", key)] += 1
