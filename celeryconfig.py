@@ -35,6 +35,10 @@ else:
     broker_transport_options = {
         # A publish must not hang a web request when Redis is down: fail fast, the sweep re-publishes.
         "socket_connect_timeout": 2,
+        "max_retries": 1,  # kombu's own reconnect loop for a publish (default: ~6 s of sleeps)
+        "interval_start": 0,
+        "interval_step": 0.2,
+        "interval_max": 0.5,
         "socket_timeout": 5,
         "retry_on_timeout": False,
         "visibility_timeout": 3600,
@@ -71,6 +75,7 @@ beat_schedule = {
     "poll-statuses": {"task": "smsqueue.poll_statuses", "schedule": _s.sweep_interval},
     "republish-lost": {"task": "smsqueue.republish_lost", "schedule": max(_s.sweep_interval, 5.0)},
     "reconcile-sending": {"task": "smsqueue.reconcile_sending", "schedule": max(_s.sweep_interval, 2.0)},
+    "sweep-webhooks": {"task": "smsqueue.sweep_webhooks", "schedule": _s.webhook_sweep_interval},
 }
 # A beat tick that nobody ran before the next one is worthless: let it expire instead of piling up.
 for _entry in beat_schedule.values():

@@ -68,9 +68,22 @@ class RedisServer:
         if binary is None:
             raise RuntimeError("redis-server is not installed (see .ci/run)")
         self.proc = subprocess.Popen(
-            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", str(self.folder), "--logfile", str(self.folder / "redis.log")],
-        )  # fmt: skip
+            [
+                binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.folder),
+                "--logfile",
+                str(self.folder / "redis.log"),
+            ],
+        )
         wait_for(self.ping, 10, what="redis-server to start")
 
     def ping(self) -> bool:
@@ -285,11 +298,31 @@ class Processes:
         self.folder = folder
         self.procs: list[Proc] = []
 
-    def worker(self, queues: str = ALL_QUEUES, concurrency: int = 2, pool: str = "prefork",
-               name: str | None = None, **extra_env: str) -> Proc:  # fmt: skip
+    def worker(
+        self,
+        queues: str = ALL_QUEUES,
+        concurrency: int = 2,
+        pool: str = "prefork",
+        name: str | None = None,
+        **extra_env: str,
+    ) -> Proc:
         name = name or f"worker{len(self.procs)}"
-        cmd = [*CELERY, "worker", "-Q", queues, "-c", str(concurrency), "-P", pool, "-n", f"{name}@%h",
-               "--without-mingle", "--without-gossip", "--loglevel", "INFO"]  # fmt: skip
+        cmd = [
+            *CELERY,
+            "worker",
+            "-Q",
+            queues,
+            "-c",
+            str(concurrency),
+            "-P",
+            pool,
+            "-n",
+            f"{name}@%h",
+            "--without-mingle",
+            "--without-gossip",
+            "--loglevel",
+            "INFO",
+        ]
         proc = Proc(name, cmd, {**self.env, **extra_env}, self.folder)
         self.procs.append(proc)
         wait_for(lambda: "ready." in proc.output() or not proc.alive(), 60, 0.1, f"{name} to start")

@@ -10,8 +10,13 @@ from smsqueue.db import transaction
 
 
 def smsqueue(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "smsqueue.cli", *args], env={**os.environ, **(env or {})},
-                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "smsqueue.cli", *args],
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def test_keys_create_prints_the_key_alone_on_stdout(client, factory):
@@ -23,8 +28,11 @@ def test_keys_create_prints_the_key_alone_on_stdout(client, factory):
     r = client.get("/api/v1/messages", headers={"Authorization": f"Bearer {lines[0]}"})
     assert r.status_code == 200
     bound = smsqueue("keys", "create", "--entity", entity.code).stdout.strip()
-    sent = client.post("/api/v1/messages", json={"to": "+79161234567", "text": "x"},
-                       headers={"Authorization": f"Bearer {bound}"})  # fmt: skip
+    sent = client.post(
+        "/api/v1/messages",
+        json={"to": "+79161234567", "text": "x"},
+        headers={"Authorization": f"Bearer {bound}"},
+    )
     assert sent.status_code == 202 and sent.json["legal_entity"] == "cli-co"
 
 
@@ -41,8 +49,11 @@ def test_demo_makes_a_provider_an_entity_and_working_keys(client):
     keys = [line.split(":", 1)[1].strip() for line in out.stdout.splitlines() if "key:" in line]
     assert len(keys) == 2
     assert "curl" in out.stdout and "/api/v1/messages" in out.stdout
-    r = client.post("/api/v1/messages", json={"to": "+79161234567", "text": "demo"},
-                    headers={"Authorization": f"Bearer {keys[1]}"})  # fmt: skip
+    r = client.post(
+        "/api/v1/messages",
+        json={"to": "+79161234567", "text": "demo"},
+        headers={"Authorization": f"Bearer {keys[1]}"},
+    )
     assert r.status_code == 202 and r.json["legal_entity"] == "demo"
     # A second run reuses the provider and entity.
     assert smsqueue("demo").returncode == 0

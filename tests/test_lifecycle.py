@@ -19,8 +19,15 @@ m = messages_t.c
 
 
 def new_message(entity_id: int, callback_url: str | None = None) -> int:
-    item = NewMessage(id=uuid.uuid4(), legal_entity_id=entity_id, to="+79161234567", text="x", segments=1,
-                      encoding="GSM-7", callback_url=callback_url)  # fmt: skip
+    item = NewMessage(
+        id=uuid.uuid4(),
+        legal_entity_id=entity_id,
+        to="+79161234567",
+        text="x",
+        segments=1,
+        encoding="GSM-7",
+        callback_url=callback_url,
+    )
     with transaction() as conn:
         return insert_messages(conn, [item])[0].pk
 

@@ -31,8 +31,12 @@ def test_migrations_and_models_agree_on_postgresql():
 
 
 def run_cli(*args: str, env: dict[str, str]) -> None:
-    subprocess.run([sys.executable, "-m", "smsqueue.cli", *args], env={**os.environ, **env}, check=True,
-                   capture_output=True)  # fmt: skip
+    subprocess.run(
+        [sys.executable, "-m", "smsqueue.cli", *args],
+        env={**os.environ, **env},
+        check=True,
+        capture_output=True,
+    )
 
 
 def test_migrations_and_models_agree_on_sqlite_and_go_down_and_up(tmp_path):

@@ -33,7 +33,7 @@ from smsqueue.errors import ApiError, Code, FieldCode, FieldError, not_found, pr
 from smsqueue.messages import NewMessage, NotCancelable, cancel, events_of, messages_t
 from smsqueue.segments import count_segments
 from smsqueue.statuses import Status
-from smsqueue.tasks.doorbell import ring_send
+from smsqueue.tasks.doorbell import ring_soon
 from smsqueue.web import json_object, principal, query_args, validate
 
 bp = Blueprint("messages", __name__)
@@ -209,7 +209,7 @@ def create_message() -> Response:
         response.headers["Idempotent-Replayed"] = "true"
     else:
         if result.status is Status.QUEUED:
-            ring_send([result.pk])
+            ring_soon([result.pk])
         response = jsonify(render_new(prepared.new, result.status, entity_code, at))
         response.status_code = 202
     response.headers["Location"] = f"/api/v1/messages/{result.id}"
@@ -256,7 +256,7 @@ def create_batch() -> Response:
         elif result.status is Status.QUEUED:
             to_ring.append(result.pk)
     if to_ring:
-        ring_send(to_ring)
+        ring_soon(to_ring)
     return jsonify({"results": results})
 
 

@@ -1,9 +1,18 @@
 """Publishing send tasks after a commit. The broker is a doorbell: a publish that fails (Redis down) is
-logged and left to the republish sweep, which finds the message still `queued` in the database."""
+logged and left to the republish sweep, which finds the message still `queued` in the database.
+
+The web process rings through a background publisher (`ring_soon`): a request never waits on the broker,
+and under load the ids of many requests share one task message.
+"""
 
 from __future__ import annotations
 
+import atexit
 import logging
+import os
+import queue
+import threading
+import time
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 
@@ -12,13 +21,22 @@ from smsqueue.queues import Queues
 
 log = logging.getLogger(__name__)
 
+# After a failed publish, publishing is skipped for this long (the sweep re-publishes what was skipped),
+# so an outage costs one failed attempt per process and second, not one per message.
+BREAKER_SECONDS = 1.0
+_broken_until = 0.0
+
 
 def ring_send(pks: Sequence[int], countdown: float = 0.0) -> bool:
     """Publish send tasks for these messages, in batches. False if the broker could not be reached."""
+    global _broken_until
     from smsqueue.tasks.send import send_messages
 
+    if not pks:
+        return True
+    if time.monotonic() < _broken_until:
+        return False
     size = max(1, settings().send_batch_size)
-    ok = True
     for i in range(0, len(pks), size):
         chunk = list(pks[i : i + size])
         try:
@@ -26,9 +44,12 @@ def ring_send(pks: Sequence[int], countdown: float = 0.0) -> bool:
                 (chunk,), queue=Queues.SEND, routing_key=Queues.SEND, countdown=countdown or None, retry=False
             )
         except Exception as exc:
-            ok = False
-            log.warning("could not publish %d message(s); the sweep will: %s", len(chunk), type(exc).__name__)
-    return ok
+            _broken_until = time.monotonic() + BREAKER_SECONDS
+            log.warning(
+                "could not publish %d message(s); the sweep will: %s", len(pks) - i, type(exc).__name__
+            )
+            return False
+    return True
 
 
 # Longer waits are not held in the broker as countdown tasks (a worker holds those in memory, and past
@@ -44,3 +65,63 @@ def ring_later(items: Iterable[tuple[int, float]]) -> None:
             groups[round(delay, 1)].append(pk)
     for delay, pks in sorted(groups.items()):
         ring_send(pks, countdown=delay)
+
+
+class _Publisher:
+    """One thread per process that publishes what requests hand it, coalescing what has piled up."""
+
+    MAX_PENDING = 100_000  # beyond this, ids are dropped: they are in the database, the sweep has them
+
+    def __init__(self) -> None:
+        self.queue: queue.Queue[list[int]] = queue.Queue(self.MAX_PENDING)
+        self.lock = threading.Lock()
+        self.pid: int | None = None
+
+    def submit(self, pks: list[int]) -> None:
+        if self.pid != os.getpid():
+            with self.lock:
+                if self.pid != os.getpid():
+                    self.queue = queue.Queue(self.MAX_PENDING)  # a forked child starts afresh
+                    threading.Thread(target=self._run, name="doorbell", daemon=True).start()
+                    self.pid = os.getpid()
+        try:
+            self.queue.put_nowait(pks)
+        except queue.Full:
+            log.warning("publisher backlog full; %d message(s) left to the sweep", len(pks))
+
+    def _take(self, block: bool) -> list[int]:
+        batch = self.queue.get(block=block)
+        while len(batch) < settings().send_batch_size:
+            try:
+                batch += self.queue.get_nowait()
+            except queue.Empty:
+                break
+        return batch
+
+    def _run(self) -> None:
+        while True:
+            batch = self._take(block=True)
+            try:
+                ring_send(batch)
+            except Exception:  # never let the thread die
+                log.exception("publisher failed; the sweep will re-publish")
+
+    def flush(self) -> None:
+        """Publish what is waiting, in the caller's thread (at exit)."""
+        if self.pid != os.getpid():
+            return
+        while True:
+            try:
+                ring_send(self._take(block=False))
+            except queue.Empty:
+                return
+
+
+_publisher = _Publisher()
+atexit.register(_publisher.flush)
+
+
+def ring_soon(pks: Sequence[int]) -> None:
+    """Hand message ids to this process's publisher; returns at once."""
+    if pks:
+        _publisher.submit(list(pks))

@@ -1,0 +1,165 @@
+"""Failures of the parts around us: a worker killed mid-flight, Redis stopped, PostgreSQL unreachable.
+No accepted message is lost, none is sent twice, and the API answers 503 rather than half-writing."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections import Counter
+
+import pytest
+from conftest import wait_for
+from sqlalchemy import func, select
+
+from smsqueue.db import transaction
+from smsqueue.models import Message
+from smsqueue.statuses import FINAL
+
+pytestmark = pytest.mark.pipeline
+
+
+def status_counts(entity_id: int) -> Counter[str]:
+    with transaction() as conn:
+        rows = conn.execute(
+            select(Message.status, func.count())
+            .where(Message.legal_entity_id == entity_id)
+            .group_by(Message.status)
+        )
+        return Counter(dict(rows.all()))
+
+
+def all_final(entity_id: int, total: int) -> bool:
+    counts = status_counts(entity_id)
+    return sum(counts.values()) == total and all(s in FINAL for s in counts)
+
+
+def refs_received(simulator) -> Counter[str]:
+    return Counter(m.ref for m in simulator.received())
+
+
+def test_worker_killed_with_200_in_flight_loses_none_and_sends_none_twice(
+    client, factory, processes, simulator
+):
+    # Slow answers keep many messages in the middle of their provider call when the worker dies.
+    simulator.set_behaviour(delay_seconds=0.05, delivery_delay=0.2)
+    entity = factory.entity(factory.provider(simulator.url))
+    headers = factory.headers(entity)
+    processes.beat()
+    worker = processes.worker(concurrency=4)
+    items = [{"to": f"+7916{i:07d}", "text": f"msg {i}"} for i in range(200)]
+    r = client.post("/api/v1/messages/batch", json={"messages": items}, headers=headers)
+    assert r.status_code == 200 and all("id" in x for x in r.json["results"])
+    wait_for(lambda: len(simulator.received()) >= 30, 60, what="some sends before the kill")
+    worker.kill(9)
+    at_kill = len(simulator.received())
+    assert at_kill < 200, "everything was sent before the kill: the test proved nothing"
+    processes.worker(concurrency=4)
+    wait_for(lambda: all_final(entity.id, 200), 120, 0.2, "every message to end in a final status")
+    counts = status_counts(entity.id)
+    assert counts == Counter({"delivered": 200}), counts
+    refs = refs_received(simulator)
+    assert len(refs) == 200 and max(refs.values()) == 1, [r for r, n in refs.items() if n > 1]
+
+
+def test_redis_stopped_while_posting_every_message_is_delivered_once_after(
+    client, factory, processes, simulator, redis_server
+):
+    simulator.set_behaviour(delivery_delay=0.1)
+    entity = factory.entity(factory.provider(simulator.url))
+    headers = factory.headers(entity)
+    processes.beat()
+    processes.worker(concurrency=2)
+    redis_server.stop()
+    try:
+        started = time.monotonic()
+        ids = []
+        for i in range(20):
+            r = client.post(
+                "/api/v1/messages", json={"to": f"+7903{i:07d}", "text": "while down"}, headers=headers
+            )
+            assert r.status_code == 202, r.json
+            ids.append(r.json["id"])
+        # Accepting does not wait on the broken broker.
+        assert time.monotonic() - started < 20
+        time.sleep(1)
+        assert status_counts(entity.id) == Counter({"queued": 20})
+    finally:
+        redis_server.start()
+    wait_for(lambda: all_final(entity.id, 20), 90, 0.2, "delivery after Redis came back")
+    assert status_counts(entity.id) == Counter({"delivered": 20})
+    refs = refs_received(simulator)
+    assert len(refs) == 20 and max(refs.values()) == 1
+
+
+@pytest.fixture
+def proxied_database(monkeypatch):
+    """Point this process's engine at the test database through a TCP proxy that a test can cut."""
+    import os
+    from urllib.parse import urlsplit
+
+    from tcp_proxy import TcpProxy
+
+    from smsqueue import db
+    from smsqueue.config import settings
+
+    url = os.environ["DATABASE_URL"]
+    parts = urlsplit(url)
+    proxy = TcpProxy((parts.hostname or "127.0.0.1", parts.port or 5432))
+    monkeypatch.setenv("DATABASE_URL", url.replace(parts.netloc, f"{parts.username}@127.0.0.1:{proxy.port}"))
+    settings.cache_clear()
+    db.reset_engine()
+    yield proxy
+    proxy.close()
+    monkeypatch.undo()
+    settings.cache_clear()
+    db.reset_engine()
+
+
+def stored_texts() -> list[str]:
+    from smsqueue import db
+
+    engine = db.make_engine(__import__("os").environ["DATABASE_URL"])
+    try:
+        with engine.connect() as conn:
+            return list(conn.execute(select(Message.text).order_by(Message.pk)).scalars())
+    finally:
+        engine.dispose()
+
+
+def test_postgresql_unreachable_is_503_and_nothing_half_written(client, factory, proxied_database):
+    entity = factory.entity(factory.provider())
+    headers = factory.headers(entity)
+    assert (
+        client.post(
+            "/api/v1/messages", json={"to": "+79161234567", "text": "before"}, headers=headers
+        ).status_code
+        == 202
+    )
+
+    proxied_database.cut()
+    r = client.post("/api/v1/messages", json={"to": "+79161234567", "text": "during"}, headers=headers)
+    assert r.status_code == 503
+    assert r.content_type == "application/problem+json"
+    assert r.json["code"] == "unavailable" and r.headers["Retry-After"]
+    assert client.get("/readyz").status_code == 503
+
+    # Connection lost in the middle of the transaction: after the message row, before its event row.
+    proxied_database.restore()
+    proxied_database.drop_on = b"INSERT INTO message_events"
+    r = client.post("/api/v1/messages", json={"to": "+79161234567", "text": "half"}, headers=headers)
+    assert r.status_code == 503 and r.json["code"] == "unavailable"
+    assert proxied_database.dropped == 1
+    batch = {"messages": [{"to": "+79161234567", "text": f"batch {i}"} for i in range(5)]}
+    assert client.post("/api/v1/messages/batch", json=batch, headers=headers).status_code == 503
+
+    proxied_database.drop_on = None
+    after = client.post("/api/v1/messages", json={"to": "+79161234567", "text": "after"}, headers=headers)
+    assert after.status_code == 202
+    assert stored_texts() == ["before", "after"]
+    with transaction() as conn:
+        orphans = conn.exec_driver_sql(
+            "SELECT count(*) FROM messages m "
+            "WHERE NOT EXISTS (SELECT 1 FROM message_events e WHERE e.message_pk = m.pk)"
+        ).scalar_one()
+    assert orphans == 0
+    assert uuid.UUID(after.json["id"])
