@@ -109,10 +109,10 @@ Then read it (use the id from the answer); it ends "delivered" within a few seco
     return 0
 
 
-def cmd_simulator(args: argparse.Namespace) -> int:
+def cmd_simulator(argv: list[str]) -> int:
+    """The simulator parses its own options (`smsqueue simulator --help` lists them)."""
     from smsqueue.providers import simulator
 
-    argv = ["--kind", args.kind, "--port", str(args.port), *args.rest]
     return int(simulator.main(argv) or 0)
 
 
@@ -197,11 +197,11 @@ def parser() -> argparse.ArgumentParser:
     demo.add_argument("--simulator-url", help="where the provider simulator listens (default :9001)")
     demo.set_defaults(func=cmd_demo)
 
-    sim = sub.add_parser("simulator", help="a local provider that speaks a provider's wire format")
-    sim.add_argument("--kind", default="smsc", choices=["smsc", "smsru", "smsaero"])
-    sim.add_argument("--port", type=int, default=9001)
-    sim.add_argument("rest", nargs=argparse.REMAINDER, help="further simulator options")
-    sim.set_defaults(func=cmd_simulator)
+    sub.add_parser(
+        "simulator",
+        add_help=False,
+        help="a local provider that speaks a provider's wire format (--kind, --port)",
+    )
 
     dev = sub.add_parser("dev", help="run web, worker, beat and the simulator together (make run)")
     dev.add_argument("--simulator-port", type=int, default=9001)
@@ -211,6 +211,9 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     configure_logging(os.environ.get("SMSQUEUE_LOG_LEVEL", "WARNING"))
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["simulator"]:
+        return cmd_simulator(argv[1:])
     args = parser().parse_args(argv)
     return int(args.func(args) or 0)
 
