@@ -1,0 +1,420 @@
+"""`make bench`: the product's figures beside baselines measured in the same run, on this machine.
+
+- single-message ingest: POST /api/v1/messages, concurrency 16, under gunicorn as in the Procfile, beside
+  a minimal Flask endpoint doing one psycopg2 INSERT + commit and one Redis LPUSH under the same gunicorn
+  settings; rounds alternate between the two so that a noisy neighbour hurts both alike;
+- batch ingest: messages/s with 1000-message batches;
+- end to end: messages/s from the first POST until the provider simulator has every message, with
+  every message accounted for (each received once, each row `sent` or later);
+- the rules check (bench/bench_rules.py), when present.
+
+Everything runs on a PostgreSQL database and a Redis server of its own, made and removed here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+BIN = Path(sys.executable).parent
+sys.path.insert(0, str(HERE))
+
+import loadgen  # noqa: E402
+
+ADMIN_PG = os.environ.get("BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port: int, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"nothing listens on {port}")
+
+
+def procfile_web_args() -> list[str]:
+    """The gunicorn options of the Procfile's web line, with its defaults for the variables."""
+    line = next(x for x in (ROOT / "Procfile").read_text().splitlines() if x.startswith("web:"))
+    command = re.sub(r"\$\{(\w+):-([^}]*)\}", lambda m: os.environ.get(m.group(1), m.group(2)), line[4:])
+    import shlex
+
+    args = shlex.split(command)
+    assert args[0] == "gunicorn"
+    out, skip = [], False
+    for i, arg in enumerate(args[2:], start=2):  # drop "gunicorn" and the app
+        if skip:
+            skip = False
+            continue
+        if arg in ("--bind", "--access-logfile"):
+            skip = True
+            continue
+        out.append(arg)
+        del i
+    return out
+
+
+class Env:
+    def __init__(self) -> None:
+        self.folder = Path(tempfile.mkdtemp(prefix="smsqueue-bench-"))
+        self.db = f"smsq_bench_{secrets.token_hex(4)}"
+        self.redis_port = free_port()
+        base = ADMIN_PG.rsplit("/", 1)[0]
+        self.database_url = f"{base}/{self.db}"
+        self.redis_url = f"redis://127.0.0.1:{self.redis_port}"
+        self.env = {
+            **os.environ,
+            "DATABASE_URL": self.database_url,
+            "CELERY_BROKER_URL": f"{self.redis_url}/0",
+            "REDIS_URL": f"{self.redis_url}/1",
+            "SMSQUEUE_SECRET_KEY": "bench-" + secrets.token_hex(8),
+            "SMSQUEUE_DATA_DIR": str(self.folder / "data"),
+            "SMSQUEUE_LOG_LEVEL": "WARNING",
+            "BASELINE_DATABASE_URL": self.database_url,
+            "BASELINE_REDIS_URL": f"{self.redis_url}/2",
+        }
+        self.procs: list[subprocess.Popen[bytes]] = []
+
+    def admin_sql(self, sql: str) -> None:
+        import psycopg2
+
+        conn = psycopg2.connect(ADMIN_PG)
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute(sql)
+        conn.close()
+
+    def sql(self, sql: str) -> Any:
+        import psycopg2
+
+        conn = psycopg2.connect(self.database_url)
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute(sql)
+            rows = cur.fetchall() if cur.description else None
+        conn.close()
+        return rows
+
+    def start(self, name: str, cmd: list[str], **env: str) -> subprocess.Popen[bytes]:
+        log = open(self.folder / f"{name}.log", "ab")  # noqa: SIM115 - lives as long as the process
+        proc = subprocess.Popen(
+            cmd,
+            env={**self.env, **env},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
+            start_new_session=True,
+        )
+        self.procs.append(proc)
+        return proc
+
+    def stop(self, proc: subprocess.Popen[bytes]) -> None:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        if proc in self.procs:
+            self.procs.remove(proc)
+
+    def __enter__(self) -> Env:
+        self.admin_sql(f'CREATE DATABASE "{self.db}"')
+        self.start(
+            "redis",
+            [
+                shutil.which("redis-server") or "redis-server",
+                "--port",
+                str(self.redis_port),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.folder),
+            ],
+        )
+        wait_port(self.redis_port)
+        subprocess.run(
+            [str(BIN / "smsqueue"), "db", "upgrade"], env=self.env, check=True, capture_output=True
+        )
+        self.sql(
+            "CREATE TABLE baseline_messages (id uuid PRIMARY KEY, recipient text, text text, "
+            "created_at timestamptz NOT NULL DEFAULT now())"
+        )
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for proc in list(self.procs):
+            self.stop(proc)
+        self.admin_sql(
+            f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{self.db}' "
+            "AND pid <> pg_backend_pid()"
+        )
+        self.admin_sql(f'DROP DATABASE IF EXISTS "{self.db}"')
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+SETUP = """
+import json, sys
+from smsqueue.db import session_scope
+from smsqueue.auth import create_key
+from smsqueue.rules import admin
+sim_url = sys.argv[1]
+with session_scope() as s:
+    p, _ = admin.create_provider(s, code="bench-smsc", kind="smsc", name="bench",
+        settings={"base_url": sim_url, "login": "bench", "password": "bench-password"}, timeout_seconds=10)
+    e, _ = admin.create_entity(s, code="bench", name="Bench LLC", send_window_from="00:00",
+        send_window_to="24:00", fz_enabled=False)
+    admin.link_provider(s, e, p, priority=1, sender="BENCH")
+    key = create_key(s, "entity", ["bench"])
+print(json.dumps({"key": key}))
+"""
+
+
+def setup_data(env: Env, sim_url: str) -> str:
+    out = subprocess.run(
+        [sys.executable, "-c", SETUP, sim_url], env=env.env, check=True, capture_output=True, text=True
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])["key"]
+
+
+@contextmanager
+def gunicorn(env: Env, app: str, name: str) -> Any:
+    port = free_port()
+    proc = env.start(
+        name,
+        [str(BIN / "gunicorn"), app, "--bind", f"127.0.0.1:{port}", *procfile_web_args()],
+        PYTHONPATH=str(HERE),
+    )
+    wait_port(port)
+    try:
+        yield port
+    finally:
+        env.stop(proc)
+
+
+def single_request(port: int, path: str, headers: dict[str, str]) -> Any:
+    def make(i: int) -> bytes:
+        body = json.dumps({"to": f"+7916{i % 10_000_000:07d}", "text": "Your code is 1234"}).encode()
+        return loadgen.build_request("127.0.0.1", port, path, body, headers)
+
+    return make
+
+
+def bench_ingest(env: Env, key: str, seconds: float, rounds: int) -> dict[str, Any]:
+    ours_r, base_r = [], []
+    with (
+        gunicorn(env, "smsqueue.web:create_app()", "web") as ours,
+        gunicorn(env, "baseline:app", "baseline") as base,
+    ):
+        make_ours = single_request(ours, "/api/v1/messages", {"Authorization": f"Bearer {key}"})
+        make_base = single_request(base, "/messages", {})
+        loadgen.run("127.0.0.1", ours, make_ours, seconds=2)  # warm up both
+        loadgen.run("127.0.0.1", base, make_base, seconds=2)
+        for _ in range(rounds):
+            base_r.append(loadgen.run("127.0.0.1", base, make_base, concurrency=16, seconds=seconds))
+            ours_r.append(loadgen.run("127.0.0.1", ours, make_ours, concurrency=16, seconds=seconds))
+    return {"ours": ours_r, "baseline": base_r}
+
+
+def bench_batch(env: Env, key: str, seconds: float) -> loadgen.Result:
+    with gunicorn(env, "smsqueue.web:create_app()", "web-batch") as port:
+
+        def make(i: int) -> bytes:
+            items = [
+                {"to": f"+7903{(i * 1000 + j) % 10_000_000:07d}", "text": f"Batch {i} item {j}"}
+                for j in range(1000)
+            ]
+            body = json.dumps({"messages": items}).encode()
+            return loadgen.build_request(
+                "127.0.0.1", port, "/api/v1/messages/batch", body, {"Authorization": f"Bearer {key}"}
+            )
+
+        loadgen.run("127.0.0.1", port, make, concurrency=2, seconds=2)
+        return loadgen.run("127.0.0.1", port, make, concurrency=4, seconds=seconds)
+
+
+def sim_stats(sim_port: int) -> dict[str, Any]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{sim_port}/_sim/stats", timeout=5) as r:
+        return json.loads(r.read())
+
+
+def bench_e2e(
+    env: Env, key: str, sim_port: int, total: int, workers: int, concurrency: int
+) -> dict[str, Any]:
+    urllib.request.urlopen(
+        urllib.request.Request(f"http://127.0.0.1:{sim_port}/_sim/reset", method="POST")
+    ).read()
+    env.sql("TRUNCATE messages CASCADE")
+    celery = [str(BIN / "celery"), "-A", "smsqueue.tasks.celery_app"]
+    procs = [
+        env.start(
+            f"worker{i}",
+            [
+                *celery,
+                "worker",
+                "-Q",
+                "send,status,periodic",
+                "-c",
+                str(concurrency),
+                "--without-mingle",
+                "--without-gossip",
+                "-n",
+                f"w{i}@%h",
+                "--loglevel",
+                "WARNING",
+            ],
+        )
+        for i in range(workers)
+    ]
+    procs.append(
+        env.start("beat", [*celery, "beat", "-s", str(env.folder / "beat"), "--loglevel", "WARNING"])
+    )
+    time.sleep(4)  # workers up
+    with gunicorn(env, "smsqueue.web:create_app()", "web-e2e") as port:
+        batches = [
+            json.dumps(
+                {
+                    "messages": [
+                        {"to": f"+7905{(b * 1000 + j):07d}", "text": f"E2E {b}/{j}"} for j in range(1000)
+                    ]
+                }
+            ).encode()
+            for b in range(total // 1000)
+        ]
+        started = time.perf_counter()
+        for body in batches:
+            req = urllib.request.Request(
+                f"http://127.0.0.1:{port}/api/v1/messages/batch",
+                data=body,
+                method="POST",
+                headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
+            )
+            with urllib.request.urlopen(req, timeout=60) as r:
+                assert r.status == 200
+        posted = time.perf_counter() - started
+        deadline = time.monotonic() + 600
+        while True:
+            received = sim_stats(sim_port)["messages"]
+            if received >= total or time.monotonic() > deadline:
+                break
+            if received and not env.sql("SELECT 1 FROM messages WHERE status IN ('queued', 'sending') LIMIT 1"):
+                break  # nothing left to send: some never reached the simulator (reported below)
+            time.sleep(0.2)
+        elapsed = time.perf_counter() - started
+    for proc in procs:
+        env.stop(proc)
+    rows = dict(env.sql("SELECT status, count(*) FROM messages GROUP BY status"))
+    stats = sim_stats(sim_port)
+    return {
+        "total": total,
+        "received": received,
+        "seconds": elapsed,
+        "post_seconds": posted,
+        "statuses": rows,
+        "duplicates": stats["duplicate_refs"],
+        "rate": received / elapsed,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--seconds", type=float, default=8.0, help="length of each measured round")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds of ingest vs baseline")
+    parser.add_argument("--e2e-messages", type=int, default=20000)
+    parser.add_argument("--e2e-workers", type=int, default=1)
+    parser.add_argument("--e2e-concurrency", type=int, default=4)
+    parser.add_argument("--only", default="ingest,batch,e2e,rules")
+    args = parser.parse_args(argv)
+    only = set(args.only.split(","))
+    print(f"smsqueue bench on {os.cpu_count()} cores; gunicorn {' '.join(procfile_web_args())}", flush=True)
+    with Env() as env:
+        sim_port = free_port()
+        env.start(
+            "simulator",
+            [
+                str(BIN / "smsqueue"),
+                "simulator",
+                "--kind",
+                "smsc",
+                "--port",
+                str(sim_port),
+                "--delivery-delay",
+                "0.5",
+                "--balance",
+                "1000000000",
+            ],
+        )
+        wait_port(sim_port)
+        key = setup_data(env, f"http://127.0.0.1:{sim_port}")
+        if "ingest" in only:
+            res = bench_ingest(env, key, args.seconds, args.rounds)
+            ours = loadgen.median([r.rps for r in res["ours"]])
+            base = loadgen.median([r.rps for r in res["baseline"]])
+            print("\nsingle-message ingest, concurrency 16 (median of rounds):")
+            for i, (o, b) in enumerate(zip(res["ours"], res["baseline"], strict=True), 1):
+                print(f"  round {i}  smsqueue {o.summary()}")
+                print(f"           baseline {b.summary()}")
+            print(
+                f"  smsqueue {ours:.0f} req/s vs baseline {base:.0f} req/s: ratio {ours / base:.2f} "
+                "(target >= 0.70)"
+            )
+        if "batch" in only:
+            r = bench_batch(env, key, args.seconds)
+            print("\nbatch ingest, 1000-message batches, 4 connections:")
+            print(
+                f"  {r.rps * 1000:.0f} messages/s ({r.rps:.1f} batches/s, "
+                f"p50 {r.percentile(50) * 1000:.0f} ms, p99 {r.percentile(99) * 1000:.0f} ms, {r.errors} errors) "
+                "(target >= 10000)"
+            )
+        if "e2e" in only:
+            r = bench_e2e(env, key, sim_port, args.e2e_messages, args.e2e_workers, args.e2e_concurrency)
+            ok = r["received"] == r["total"] and not r["duplicates"]
+            print(
+                f"\nend to end, {r['total']} messages posted in 1000-message batches, "
+                f"{args.e2e_workers} worker x {args.e2e_concurrency} processes:"
+            )
+            print(
+                f"  {r['rate']:.0f} messages/s from first POST to the simulator ({r['received']} received in "
+                f"{r['seconds']:.1f} s; posting took {r['post_seconds']:.1f} s) (target >= 500)"
+            )
+            print(
+                f"  accounted for: {'yes' if ok else 'NO'}; duplicates at the simulator: {r['duplicates']}; "
+                f"statuses: {r['statuses']}"
+            )
+    if "rules" in only and (HERE / "bench_rules.py").exists():
+        print(flush=True)
+        subprocess.run([sys.executable, str(HERE / "bench_rules.py")], check=False)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
