@@ -96,3 +96,56 @@ def entity_by_code(session: Session, code: str) -> LegalEntity | None:
 
 def provider_by_code(session: Session, code: str) -> Provider | None:
     return session.scalars(select(Provider).where(Provider.code == code)).first()
+
+
+def entity_for_update(session: Session, code: str) -> LegalEntity | None:
+    """An entity by code, its row locked until the transaction ends (read-modify-write without lost
+    updates between two concurrent edits)."""
+    return session.scalars(select(LegalEntity).where(LegalEntity.code == code).with_for_update()).first()
+
+
+def update_entity(session: Session, entity: LegalEntity, **columns: Any) -> LegalEntity:
+    """Set columns of an entity (`code` and `webhook_secret` are not changed here)."""
+    forbidden = {"code", "webhook_secret", "id"} & set(columns)
+    if forbidden:
+        raise ValueError(f"not changed by update_entity: {sorted(forbidden)}")
+    for name, value in columns.items():
+        if not hasattr(LegalEntity, name):
+            raise ValueError(f"legal entities have no column {name!r}")
+        setattr(entity, name, value)
+    session.flush()
+    directory.invalidate()
+    return entity
+
+
+def deactivate_entity(session: Session, entity: LegalEntity) -> LegalEntity:
+    """Deactivate an entity: it stays (its messages refer to it), and the rules reject what it sends."""
+    return update_entity(session, entity, active=False)
+
+
+def links_of(session: Session, entity: LegalEntity) -> list[tuple[EntityProvider, Provider]]:
+    """An entity's provider links, in the order the sender tries them (priority, then age)."""
+    rows = session.execute(
+        select(EntityProvider, Provider)
+        .join(Provider, Provider.id == EntityProvider.provider_id)
+        .where(EntityProvider.legal_entity_id == entity.id)
+        .order_by(EntityProvider.priority, Provider.id)
+    ).all()
+    return [(link, provider) for link, provider in rows]
+
+
+def next_priority(session: Session, entity: LegalEntity) -> int:
+    """The priority after the entity's last provider (1 for its first)."""
+    priorities = [link.priority for link, _ in links_of(session, entity)]
+    return max(priorities, default=0) + 1
+
+
+def unlink_provider(session: Session, entity: LegalEntity, provider: Provider) -> bool:
+    """Remove a provider from an entity. False when it was not linked."""
+    link = session.get(EntityProvider, (entity.id, provider.id))
+    if link is None:
+        return False
+    session.delete(link)
+    session.flush()
+    directory.invalidate()
+    return True
