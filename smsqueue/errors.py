@@ -50,6 +50,9 @@ class FieldCode(StrEnum):
     INVALID_INN = "invalid_inn"
     INVALID_TIME = "invalid_time"
     INVALID_WINDOW = "invalid_window"
+    EMPTY_WINDOW = "empty_window"
+    CROSSES_MIDNIGHT = "crosses_midnight"
+    LIMIT_BELOW_SHORTER_PERIOD = "limit_below_shorter_period"
     INVALID_CURSOR = "invalid_cursor"
     DUPLICATE = "duplicate"
 
