@@ -70,6 +70,15 @@ class Settings:
     status_check_first: float
     status_check_max: float
     status_timeout: float
+    # status webhooks (issue 5; see smsqueue.webhooks)
+    webhook_sweep_interval: float = 1.0  # how often the outbox is swept for due webhooks
+    webhook_timeout: float = 10.0  # seconds a receiver has to answer one POST
+    webhook_retry_base: float = 10.0  # first retry delay; doubles per failed attempt, with jitter
+    webhook_retry_max: float = 3600.0  # longest delay between two attempts of one event
+    webhook_retry_for: float = 24 * 3600.0  # an event is given up only after failing this long
+    webhook_per_receiver: int = 16  # at most this many POSTs in flight to one receiver (origin)
+    webhook_breaker_threshold: int = 3  # consecutive failures that make a receiver wait (circuit open)
+    webhook_secret_grace: float = 24 * 3600.0  # the previous webhook secret still signs this long
 
     @property
     def is_sqlite(self) -> bool:
@@ -107,6 +116,14 @@ def load_settings() -> Settings:
         status_check_first=_float("SMSQUEUE_STATUS_CHECK_FIRST", 10.0),
         status_check_max=_float("SMSQUEUE_STATUS_CHECK_MAX", 1800.0),
         status_timeout=_float("SMSQUEUE_STATUS_TIMEOUT", 72 * 3600.0),
+        webhook_sweep_interval=_float("SMSQUEUE_WEBHOOK_SWEEP_INTERVAL", 1.0),
+        webhook_timeout=_float("SMSQUEUE_WEBHOOK_TIMEOUT", 10.0),
+        webhook_retry_base=_float("SMSQUEUE_WEBHOOK_RETRY_BASE_SECONDS", 10.0),
+        webhook_retry_max=_float("SMSQUEUE_WEBHOOK_RETRY_MAX_SECONDS", 3600.0),
+        webhook_retry_for=_float("SMSQUEUE_WEBHOOK_RETRY_FOR_SECONDS", 24 * 3600.0),
+        webhook_per_receiver=_int("SMSQUEUE_WEBHOOK_PER_RECEIVER", 16),
+        webhook_breaker_threshold=_int("SMSQUEUE_WEBHOOK_BREAKER_THRESHOLD", 3),
+        webhook_secret_grace=_float("SMSQUEUE_WEBHOOK_SECRET_GRACE_SECONDS", 24 * 3600.0),
     )
 
 

@@ -18,8 +18,15 @@ PERMISSIVE = {"send_window_from": "00:00", "send_window_to": "24:00", "fz_enable
 
 
 class Factory:
-    def provider(self, base_url: str = "http://127.0.0.1:9", *, kind: str = "smsc", code: str | None = None,
-                 settings: dict[str, Any] | None = None, **fields: Any) -> Provider:  # fmt: skip
+    def provider(
+        self,
+        base_url: str = "http://127.0.0.1:9",
+        *,
+        kind: str = "smsc",
+        code: str | None = None,
+        settings: dict[str, Any] | None = None,
+        **fields: Any,
+    ) -> Provider:
         code = code or f"{kind}-{next(_counter)}"
         if settings is None:
             settings = {
@@ -30,17 +37,22 @@ class Factory:
             }[kind]
         fields.setdefault("timeout_seconds", 3.0)
         with session_scope() as session:
-            provider, token = admin.create_provider(session, code=code, kind=kind, settings=settings, **fields)
+            provider, token = admin.create_provider(
+                session, code=code, kind=kind, settings=settings, **fields
+            )
         provider.plain_callback_token = token  # type: ignore[attr-defined]
         return provider
 
-    def entity(self, *providers: Provider, code: str | None = None, sender: str | None = "ACME",
-               **fields: Any) -> LegalEntity:  # fmt: skip
+    def entity(
+        self, *providers: Provider, code: str | None = None, sender: str | None = "ACME", **fields: Any
+    ) -> LegalEntity:
         code = code or f"entity-{next(_counter)}"
         with session_scope() as session:
             entity, secret = admin.create_entity(session, code=code, **{**PERMISSIVE, **fields})
             for priority, provider in enumerate(providers, start=1):
-                admin.link_provider(session, entity, session.merge(provider), priority=priority, sender=sender)
+                admin.link_provider(
+                    session, entity, session.merge(provider), priority=priority, sender=sender
+                )
         entity.plain_webhook_secret = secret  # type: ignore[attr-defined]
         return entity
 

@@ -17,7 +17,9 @@ def statuses(ids: list[str]) -> dict[str, str]:
     import uuid
 
     with transaction() as conn:
-        rows = conn.execute(select(Message.id, Message.status).where(Message.id.in_([uuid.UUID(i) for i in ids])))
+        rows = conn.execute(
+            select(Message.id, Message.status).where(Message.id.in_([uuid.UUID(i) for i in ids]))
+        )
         return {str(r.id): r.status for r in rows}
 
 

@@ -198,10 +198,20 @@ def upgrade() -> None:
         "ix_messages_entity_recipient", "messages", ["legal_entity_id", "recipient"], unique=False
     )
     op.create_index(
-        "ix_messages_entity_reference", "messages", ["legal_entity_id", "reference"], unique=False
+        "ix_messages_entity_reference",
+        "messages",
+        ["legal_entity_id", "reference"],
+        unique=False,
+        postgresql_where=sa.text("reference IS NOT NULL"),
+        sqlite_where=sa.text("reference IS NOT NULL"),
     )
     op.create_index(
-        "ix_messages_provider_message", "messages", ["provider_id", "provider_message_id"], unique=False
+        "ix_messages_provider_message",
+        "messages",
+        ["provider_id", "provider_message_id"],
+        unique=False,
+        postgresql_where=sa.text("provider_message_id IS NOT NULL"),
+        sqlite_where=sa.text("provider_message_id IS NOT NULL"),
     )
     op.create_index(
         "ix_messages_queued_due",
@@ -212,7 +222,12 @@ def upgrade() -> None:
         sqlite_where=sa.text("status = 'queued'"),
     )
     op.create_index(
-        op.f("ix_messages_requested_provider_id"), "messages", ["requested_provider_id"], unique=False
+        "ix_messages_requested_provider",
+        "messages",
+        ["requested_provider_id"],
+        unique=False,
+        postgresql_where=sa.text("requested_provider_id IS NOT NULL"),
+        sqlite_where=sa.text("requested_provider_id IS NOT NULL"),
     )
     op.create_index(
         "ix_messages_scheduled_due",
@@ -238,7 +253,6 @@ def upgrade() -> None:
         postgresql_where=sa.text("status = 'sent'"),
         sqlite_where=sa.text("status = 'sent'"),
     )
-    op.create_index("ix_messages_updated", "messages", ["updated_at", "pk"], unique=False)
     op.create_index(
         "uq_messages_entity_idempotency_key",
         "messages",
@@ -296,7 +310,6 @@ def downgrade() -> None:
         postgresql_where=sa.text("idempotency_key IS NOT NULL"),
         sqlite_where=sa.text("idempotency_key IS NOT NULL"),
     )
-    op.drop_index("ix_messages_updated", table_name="messages")
     op.drop_index(
         "ix_messages_sent_check",
         table_name="messages",
@@ -315,7 +328,7 @@ def downgrade() -> None:
         postgresql_where=sa.text("status = 'scheduled'"),
         sqlite_where=sa.text("status = 'scheduled'"),
     )
-    op.drop_index(op.f("ix_messages_requested_provider_id"), table_name="messages")
+    op.drop_index("ix_messages_requested_provider", table_name="messages")
     op.drop_index(
         "ix_messages_queued_due",
         table_name="messages",

@@ -6,12 +6,12 @@ import base64
 import binascii
 import json
 import uuid
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 from pydantic import ValidationError
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, or_, select, text
 
 from smsqueue import directory, ingest
 from smsqueue.api.schemas import (
@@ -30,6 +30,7 @@ from smsqueue.auth import Principal
 from smsqueue.clock import iso, now
 from smsqueue.db import transaction
 from smsqueue.errors import ApiError, Code, FieldCode, FieldError, not_found, problem, validation_error
+from smsqueue.ids import new_id
 from smsqueue.messages import NewMessage, NotCancelable, cancel, events_of, messages_t
 from smsqueue.segments import count_segments
 from smsqueue.statuses import Status
@@ -40,9 +41,6 @@ bp = Blueprint("messages", __name__)
 m = messages_t.c
 TAG = "Messages"
 MAX_IDEMPOTENCY_KEY = 255
-# Changes younger than this are not listed to an updated_after poll yet: a transaction that stamped an
-# earlier time may still be about to commit, and a poll that moved past it would never see it.
-UPDATED_AFTER_LAG = timedelta(seconds=2)
 
 ERRORS = {401: ProblemOut, 403: ProblemOut, 422: ProblemOut}
 
@@ -144,7 +142,7 @@ def prepare(
     provider_id = resolve_provider(item.provider, entity)
     info = count_segments(item.text)
     new = NewMessage(
-        id=uuid.uuid4(),
+        id=new_id(),
         legal_entity_id=entity.id,
         to=item.to,
         text=item.text,
@@ -327,25 +325,93 @@ def cancel_message(message_id: str) -> Response:
 # --- listing ------------------------------------------------------------------------------------------
 
 
-def encode_cursor(mode: str, at: datetime, pk: int) -> str:
-    raw = json.dumps([mode, at.isoformat(), pk], separators=(",", ":")).encode()
+def _b64(value: Any) -> str:
+    raw = json.dumps(value, separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _unb64(cursor: str) -> Any:
+    return json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+
+
+def _invalid_cursor(message: str = "not a cursor from this listing") -> ApiError:
+    return validation_error([FieldError("cursor", FieldCode.INVALID_CURSOR, message)])
+
+
+def encode_cursor(mode: str, at: datetime, pk: int) -> str:
+    return _b64([mode, at.isoformat(), pk])
 
 
 def decode_cursor(cursor: str, mode: str) -> tuple[datetime, int]:
     try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        kind, at, pk = json.loads(raw)
+        value = _unb64(cursor)
+    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
+        raise _invalid_cursor() from None
+    if isinstance(value, list) and value[:1] == [CHANGES] and mode != CHANGES:
+        raise _invalid_cursor("a cursor of an updated_after listing: send updated_after with it")
+    try:
+        kind, at, pk = value
         if kind != mode or not isinstance(pk, int):
             raise ValueError
         when = datetime.fromisoformat(at)
         if when.tzinfo is None:
             raise ValueError
         return when, pk
+    except (ValueError, TypeError):
+        raise _invalid_cursor() from None
+
+
+# --- updated_after: changes in commit-safe order ------------------------------------------------------
+#
+# A poller must see every change once: never skip one, never repeat one. Ordering by a time or an id
+# stamped while the writing transaction runs is not enough, because transactions commit in another order
+# than they stamp: a poll can list a change committed at once, move its cursor past it, and never see an
+# earlier-stamped change that commits a moment later.
+#
+# So each message carries the position of its last change, `change_seq`, kept by a trigger (migration
+# 0003) on every insert and every status change (a move of `event_seq`; other updates of the row do not
+# count), and the listing is ordered by (change_seq, pk):
+#
+# - PostgreSQL: change_seq is the id of the writing transaction (pg_current_xact_id: 64-bit, never wraps),
+#   and a poll lists only positions below H = pg_snapshot_xmin(pg_current_snapshot()), the oldest
+#   transaction still running. Every transaction below H has ended, so the set of changes below H is
+#   final: none can appear there later. Any change not yet committed, or made later, belongs to a
+#   transaction >= H, which is beyond every cursor this poll hands out (the last row listed, below H; or
+#   (H, 0) when nothing is left). Hence no skip. A change has one position, listed once, and cursors only
+#   move forward: no repeat. A message that changes again moves to a new, later position and is listed
+#   again there, with its new state (changes in between are folded into the message's current state).
+#   The price: a transaction that stays open delays (never loses) changes made after it began.
+# - SQLite: writers are serialised (BEGIN IMMEDIATE), so a counter taken inside the write transaction
+#   (highest + 1) already follows commit order, and every committed position is final: no horizon.
+#
+# The cursor is the position of the last change listed; `updated_after` stays a filter on updated_at (a
+# poller sends it again with every cursor; without it a changes cursor is refused as invalid).
+
+CHANGES = "u"
+_TOP = 2**63 - 1
+
+
+def encode_change_cursor(position: int, pk: int) -> str:
+    return _b64([CHANGES, position, pk])
+
+
+def decode_change_cursor(cursor: str) -> tuple[int, int]:
+    try:
+        kind, position, pk = _unb64(cursor)
     except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
-        raise validation_error(
-            [FieldError("cursor", FieldCode.INVALID_CURSOR, "not a cursor from this listing")]
-        ) from None
+        raise _invalid_cursor() from None
+    if kind != CHANGES or not all(type(x) is int and 0 <= x <= _TOP for x in (position, pk)):
+        raise _invalid_cursor()
+    return position, pk
+
+
+def _change_horizon(conn: Any) -> int | None:
+    """Positions below this are final (PostgreSQL); None: every committed position is (SQLite)."""
+    if conn.dialect.name != "postgresql":
+        return None
+    return int(
+        conn.execute(text("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint")).scalar_one()
+    )
 
 
 @route(
@@ -356,8 +422,14 @@ def decode_cursor(cursor: str, mode: str) -> tuple[datetime, int]:
     tag=TAG,
     query=MessageListQuery,
     responses={200: MessageListOut, **ERRORS},
-    description="Newest first. With updated_after: by last change, oldest first, and next_cursor is "
-    "never null (it is where the next poll starts).",
+    description="Newest first; `created_after` and `created_before` are exclusive. With `updated_after`: "
+    "messages changed after that time, by last change, oldest first, and `next_cursor` is never null: it "
+    "is where the next poll starts, even when no change is left. Poll with the same `updated_after` and "
+    "the returned cursor and you see every change once, never skipped and never repeated, even for "
+    "changes committed late by concurrent writers (a change is listed only once no earlier one can still "
+    "appear, so a long-running transaction may delay, but never hide, later changes). A message that "
+    "changed several times between two polls is listed once, with its current state; it is listed again "
+    "after each later change.",
 )
 def list_messages() -> Response:
     who = principal()
@@ -366,7 +438,8 @@ def list_messages() -> Response:
     if q.legal_entity is not None:
         info = directory.entity(q.legal_entity)
         if info is None or not who.may_use(info.id):
-            return jsonify({"items": [], "next_cursor": None if q.updated_after is None else q.cursor})
+            empty = None if q.updated_after is None else q.cursor or encode_change_cursor(0, 0)
+            return jsonify({"items": [], "next_cursor": empty})
         conditions.append(m.legal_entity_id == info.id)
     elif not who.is_admin:
         conditions.append(m.legal_entity_id.in_(sorted(who.entity_ids)))
@@ -395,16 +468,27 @@ def list_messages() -> Response:
 
 
 def _list_changes(conditions: list[Any], q: MessageListQuery) -> Response:
-    """Changes since a point, oldest first; the cursor is the last change seen."""
+    """Changes after the cursor (or all since updated_after), in (change_seq, pk) order; see above."""
     assert q.updated_after is not None
-    if q.cursor is not None:
-        at, pk = decode_cursor(q.cursor, "u")
-    else:
-        at, pk = q.updated_after, 2**62  # strictly after updated_after
-    horizon = now() - UPDATED_AFTER_LAG
-    conditions += [or_(m.updated_at > at, and_(m.updated_at == at, m.pk > pk)), m.updated_at <= horizon]
-    stmt = select(messages_t).where(*conditions).order_by(m.updated_at, m.pk).limit(q.limit)
+    position, pk = decode_change_cursor(q.cursor) if q.cursor is not None else (0, 0)
+    conditions = [
+        *conditions,
+        m.updated_at > q.updated_after,
+        or_(m.change_seq > position, and_(m.change_seq == position, m.pk > pk)),
+    ]
     with transaction() as conn:
+        horizon = _change_horizon(conn)
+        if horizon is not None:
+            conditions.append(m.change_seq < horizon)
+        stmt = select(messages_t).where(*conditions).order_by(m.change_seq, m.pk).limit(q.limit)
         rows = conn.execute(stmt).all()
-    cursor = encode_cursor("u", rows[-1].updated_at, rows[-1].pk) if rows else encode_cursor("u", at, pk)
+    if len(rows) == q.limit:
+        cursor = encode_change_cursor(rows[-1].change_seq, rows[-1].pk)
+    elif horizon is not None:
+        # Everything below the horizon has been listed: the next poll starts there.
+        cursor = encode_change_cursor(max(horizon, position), 0 if horizon > position else pk)
+    elif rows:
+        cursor = encode_change_cursor(rows[-1].change_seq, rows[-1].pk)
+    else:
+        cursor = encode_change_cursor(position, pk)
     return jsonify({"items": [render(r) for r in rows], "next_cursor": cursor})

@@ -181,7 +181,10 @@ class BatchIn(Strict):
         min_length=1,
         max_length=1000,
         description="1 to 1000 messages, each as in POST /api/v1/messages, with an optional idempotency_key.",
-        json_schema_extra={"items": {"$ref": "#/components/schemas/BatchItemIn"}},
+        # Any object is taken: an invalid item is reported in its result (200), not refused with the batch.
+        json_schema_extra={
+            "items": {"anyOf": [{"$ref": "#/components/schemas/BatchItemIn"}, {"type": "object"}]}
+        },
     )
 
 

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    Date,
     Float,
     ForeignKey,
     Index,
@@ -35,6 +36,9 @@ class LegalEntity(Base):
     timezone: Mapped[str] = mapped_column(String(64), default="Europe/Moscow")
     callback_url: Mapped[str | None] = mapped_column(Text)
     webhook_secret: Mapped[str] = mapped_column(Text)  # encrypted
+    # After a rotation the replaced secret still signs webhooks (a second signature) until this time.
+    webhook_secret_previous: Mapped[str | None] = mapped_column(Text)  # encrypted
+    webhook_secret_previous_until: Mapped[datetime | None] = mapped_column()
     send_window_from: Mapped[str] = mapped_column(String(5), default="09:00")
     send_window_to: Mapped[str] = mapped_column(String(5), default="21:00")
     on_window: Mapped[str] = mapped_column(String(8), default="defer")
@@ -118,10 +122,29 @@ class Message(Base):
         Index("ix_messages_sent_check", "next_status_check_at", **partial_index("status = 'sent'")),
         Index("ix_messages_entity_created", "legal_entity_id", "created_at", "pk"),
         Index("ix_messages_created", "created_at", "pk"),
-        Index("ix_messages_updated", "updated_at", "pk"),
-        Index("ix_messages_entity_reference", "legal_entity_id", "reference"),
+        # updated_after polling reads changes in (change_seq, pk) order (see api/messages._list_changes).
+        Index("ix_messages_change", "change_seq", "pk"),
+        Index("ix_messages_entity_change", "legal_entity_id", "change_seq", "pk"),
+        # Columns that are empty when a message is accepted are indexed only where set: accepting costs
+        # no entry in them.
+        Index(
+            "ix_messages_entity_reference",
+            "legal_entity_id",
+            "reference",
+            **partial_index("reference IS NOT NULL"),
+        ),
         Index("ix_messages_entity_recipient", "legal_entity_id", "recipient"),
-        Index("ix_messages_provider_message", "provider_id", "provider_message_id"),
+        Index(
+            "ix_messages_provider_message",
+            "provider_id",
+            "provider_message_id",
+            **partial_index("provider_message_id IS NOT NULL"),
+        ),
+        Index(
+            "ix_messages_requested_provider",
+            "requested_provider_id",
+            **partial_index("requested_provider_id IS NOT NULL"),
+        ),
         Index(
             "uq_messages_entity_idempotency_key",
             "legal_entity_id",
@@ -137,9 +160,7 @@ class Message(Base):
     recipient: Mapped[str] = mapped_column(String(16))  # the API's "to" (an SQL keyword), E.164
     text: Mapped[str] = mapped_column(Text)
     sender: Mapped[str | None] = mapped_column(String(64))
-    requested_provider_id: Mapped[int | None] = mapped_column(
-        ForeignKey("providers.id", ondelete="RESTRICT"), index=True
-    )
+    requested_provider_id: Mapped[int | None] = mapped_column(ForeignKey("providers.id", ondelete="RESTRICT"))
     provider_id: Mapped[int | None] = mapped_column(ForeignKey("providers.id", ondelete="RESTRICT"))
     provider_message_id: Mapped[str | None] = mapped_column(String(128))
     status: Mapped[str] = mapped_column(String(16))
@@ -163,6 +184,13 @@ class Message(Base):
     next_status_check_at: Mapped[datetime | None] = mapped_column()
     status_checks: Mapped[int] = mapped_column(Integer, default=0)
     event_seq: Mapped[int] = mapped_column(Integer, default=0)  # how many events it has
+    # The position of its last change for updated_after polling, set by a database trigger whenever a
+    # message is inserted or its event_seq moves (migration 0003): on PostgreSQL the id of the writing
+    # transaction (pg_current_xact_id), on SQLite a counter. See api/messages._list_changes.
+    change_seq: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    # The local day (in the recipient's zone) whose 230-FZ counters this message was added to while it is
+    # handed to a provider; null when it is not counted. Kept so that un-counting is exact and happens once.
+    fz_counted_on: Mapped[date | None] = mapped_column(Date)
     created_at: Mapped[datetime] = mapped_column(default=now)
     updated_at: Mapped[datetime] = mapped_column(default=now)
 
