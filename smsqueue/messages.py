@@ -164,16 +164,19 @@ _VALUES_TEMPLATE = "(" + ", ".join("%s::uuid" if c == "id" else "%s" for c in _M
 
 
 def _insert_postgres(conn: Connection, rows: list[dict[str, Any]]) -> list[int]:
-    from psycopg2.extras import execute_values
-
-    values = [tuple(str(r["id"]) if c == "id" else r[c] for c in _MESSAGE_COLUMNS) for r in rows]
     cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     try:
-        found = execute_values(
-            cursor, _INSERT_PG, values, template=_VALUES_TEMPLATE, page_size=len(values), fetch=True
+        values = b",".join(
+            cursor.mogrify(
+                _VALUES_TEMPLATE, tuple(str(r["id"]) if c == "id" else r[c] for c in _MESSAGE_COLUMNS)
+            )
+            for r in rows
         )
     finally:
         cursor.close()
+    # Executed through SQLAlchemy, so that its error translation and invalidation of a dead connection
+    # apply as to any other statement; the driver still %-formats the text, hence the doubled "%".
+    found = conn.exec_driver_sql(_INSERT_PG.replace("%s", values.decode().replace("%", "%%"), 1)).all()
     pks = {str(ident): pk for pk, ident in found}
     return [pks[str(r["id"])] for r in rows]
 

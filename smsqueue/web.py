@@ -53,6 +53,8 @@ def create_app() -> Flask:
 
 def _authenticate() -> None:
     path = request.path
+    if "\x00" in path:
+        raise ApiError(404, Code.NOT_FOUND, "no such resource")  # no code or id holds a NUL
     if not path.startswith("/api/v1/") or path in PUBLIC_API_PATHS or path.endswith(PUBLIC_API_SUFFIXES):
         return
     header = request.headers.get("Authorization", "")

@@ -567,3 +567,32 @@ def test_keys_are_stored_hashed(factory, acme):
     with transaction() as conn:
         stored = conn.execute(select(ApiKey.key_hash, ApiKey.prefix)).all()
     assert all(key not in (h, p) and len(h) == 64 for h, p in stored)
+
+
+def test_nul_characters_are_bad_input_not_a_500(client, headers, factory):
+    body = assert_problem(
+        post(client, headers, {"to": PHONE, "text": "a\x00b", "reference": "r\x00"}), 422, "validation_error"
+    )
+    assert field_codes(body) == {"text": "invalid_value", "reference": "invalid_value"}
+    batch = post(
+        client,
+        headers,
+        {"messages": [{"to": PHONE, "text": "ok"}, {"to": PHONE, "text": "\x00"}]},
+        path="/api/v1/messages/batch",
+    ).json["results"]
+    assert batch[0]["status"] == "queued" and field_codes(batch[1]["error"]) == {"text": "invalid_value"}
+    listing = client.get("/api/v1/messages", query_string={"reference": "a\x00b"}, headers=headers)
+    assert field_codes(assert_problem(listing, 422, "validation_error")) == {"reference": "invalid_value"}
+    assert_problem(client.get("/api/v1/legal-entities/a%00b", headers=factory.headers()), 404, "not_found")
+
+
+def test_text_with_percent_signs_and_quotes_is_stored_as_sent(client, headers):
+    text = "100% off %s %(x)s 'quoted' \"double\" \\ back; DROP TABLE messages; --"
+    single = post(client, headers, {"to": PHONE, "text": text})
+    assert single.status_code == 202
+    batch = post(
+        client, headers, {"messages": [{"to": PHONE, "text": text}] * 3}, path="/api/v1/messages/batch"
+    )
+    ids = [single.json["id"]] + [x["id"] for x in batch.json["results"]]
+    for mid in ids:
+        assert client.get(f"/api/v1/messages/{mid}", headers=headers).json["text"] == text

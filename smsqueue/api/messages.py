@@ -42,6 +42,14 @@ m = messages_t.c
 TAG = "Messages"
 MAX_IDEMPOTENCY_KEY = 255
 
+IDEMPOTENCY_KEY_PARAMETER = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "description": "Scoped to the entity: the same key with the same body returns the first message "
+    "(200, Idempotent-Replayed: true); with another body, 409 idempotency_conflict.",
+    "schema": {"type": "string", "minLength": 1, "maxLength": MAX_IDEMPOTENCY_KEY},
+}
 ERRORS = {401: ProblemOut, 403: ProblemOut, 422: ProblemOut}
 
 
@@ -189,6 +197,7 @@ def idempotency_key() -> str | None:
     tag=TAG,
     body=MessageIn,
     responses={202: MessageOut, 200: MessageOut, 404: ProblemOut, 409: ProblemOut, **ERRORS},
+    extra={"parameters": [IDEMPOTENCY_KEY_PARAMETER]},
     description="202 with the stored message; with an Idempotency-Key seen before and the same body, "
     "200 with the first message and `Idempotent-Replayed: true`.",
 )

@@ -77,8 +77,28 @@ def check_url(value: str | None) -> str | None:
         raise PydanticCustomError(str(code), str(exc)) from None
 
 
+def _has_nul(value: Any) -> bool:
+    """A NUL character in a string, or in the strings of a list or a mapping (not in a list of
+    objects: a batch's items are checked one by one)."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(isinstance(v, str) and "\x00" in v for v in value)
+    return False
+
+
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_nul(cls, value: Any) -> Any:
+        # PostgreSQL text cannot hold NUL: refuse it as bad input rather than fail on insert.
+        if _has_nul(value):
+            raise PydanticCustomError(FieldCode.INVALID_VALUE, "must not contain NUL characters")
+        return value
 
 
 # --- messages in --------------------------------------------------------------------------------------
