@@ -227,6 +227,49 @@ def single_request(port: int, path: str, headers: dict[str, str]) -> Any:
     return make
 
 
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_by_process() -> dict[str, float]:
+    """CPU seconds used so far, by kind of process (from /proc): where a request's cost goes."""
+    out: dict[str, float] = {}
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/stat") as fh:
+                stat = fh.read()
+            with open(f"/proc/{pid}/cmdline") as fh:
+                cmd = fh.read()
+        except OSError:
+            continue
+        name = stat[stat.index("(") + 1 : stat.rindex(")")]
+        fields = stat[stat.rindex(")") + 2 :].split()
+        kind = (
+            "postgres" if name.startswith("postgres")
+            else "redis" if name.startswith("redis")
+            else "web" if "gunicorn" in cmd
+            else "loadgen" if pid == str(os.getpid())
+            else "other"
+        )  # fmt: skip
+        out[kind] = out.get(kind, 0.0) + (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    return out
+
+
+def measured(run: Any) -> loadgen.Result:
+    before = cpu_by_process()
+    result = run()
+    after = cpu_by_process()
+    result.cpu = {k: after.get(k, 0.0) - before.get(k, 0.0) for k in after}  # type: ignore[attr-defined]
+    return result
+
+
+def cpu_per_request(result: loadgen.Result) -> str:
+    cpu = getattr(result, "cpu", {})
+    parts = [f"{k} {v / max(result.requests, 1) * 1e6:.0f}" for k, v in sorted(cpu.items()) if k != "other"]
+    return "CPU us/request: " + ", ".join(parts)
+
+
 def bench_ingest(env: Env, key: str, seconds: float, rounds: int) -> dict[str, Any]:
     ours_r, base_r = [], []
     with (
@@ -238,8 +281,12 @@ def bench_ingest(env: Env, key: str, seconds: float, rounds: int) -> dict[str, A
         loadgen.run("127.0.0.1", ours, make_ours, seconds=2)  # warm up both
         loadgen.run("127.0.0.1", base, make_base, seconds=2)
         for _ in range(rounds):
-            base_r.append(loadgen.run("127.0.0.1", base, make_base, concurrency=16, seconds=seconds))
-            ours_r.append(loadgen.run("127.0.0.1", ours, make_ours, concurrency=16, seconds=seconds))
+            base_r.append(
+                measured(lambda: loadgen.run("127.0.0.1", base, make_base, concurrency=16, seconds=seconds))
+            )
+            ours_r.append(
+                measured(lambda: loadgen.run("127.0.0.1", ours, make_ours, concurrency=16, seconds=seconds))
+            )
     return {"ours": ours_r, "baseline": base_r}
 
 
@@ -324,7 +371,9 @@ def bench_e2e(
             received = sim_stats(sim_port)["messages"]
             if received >= total or time.monotonic() > deadline:
                 break
-            if received and not env.sql("SELECT 1 FROM messages WHERE status IN ('queued', 'sending') LIMIT 1"):
+            if received and not env.sql(
+                "SELECT 1 FROM messages WHERE status IN ('queued', 'sending') LIMIT 1"
+            ):
                 break  # nothing left to send: some never reached the simulator (reported below)
             time.sleep(0.2)
         elapsed = time.perf_counter() - started
@@ -382,7 +431,9 @@ def main(argv: list[str] | None = None) -> int:
             print("\nsingle-message ingest, concurrency 16 (median of rounds):")
             for i, (o, b) in enumerate(zip(res["ours"], res["baseline"], strict=True), 1):
                 print(f"  round {i}  smsqueue {o.summary()}")
+                print(f"                    {cpu_per_request(o)}")
                 print(f"           baseline {b.summary()}")
+                print(f"                    {cpu_per_request(b)}")
             print(
                 f"  smsqueue {ours:.0f} req/s vs baseline {base:.0f} req/s: ratio {ours / base:.2f} "
                 "(target >= 0.70)"
@@ -390,10 +441,11 @@ def main(argv: list[str] | None = None) -> int:
         if "batch" in only:
             r = bench_batch(env, key, args.seconds)
             print("\nbatch ingest, 1000-message batches, 4 connections:")
+            p50, p99 = r.percentile(50) * 1000, r.percentile(99) * 1000
             print(
-                f"  {r.rps * 1000:.0f} messages/s ({r.rps:.1f} batches/s, "
-                f"p50 {r.percentile(50) * 1000:.0f} ms, p99 {r.percentile(99) * 1000:.0f} ms, {r.errors} errors) "
-                "(target >= 10000)"
+                f"  {r.rps * 1000:.0f} messages/s ({r.rps:.1f} batches/s, p50 {p50:.0f} ms, "
+                f"p99 {p99:.0f} ms, "
+                f"{r.errors} errors) (target >= 10000)"
             )
         if "e2e" in only:
             r = bench_e2e(env, key, sim_port, args.e2e_messages, args.e2e_workers, args.e2e_concurrency)

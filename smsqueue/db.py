@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
@@ -101,6 +101,40 @@ def transaction() -> Iterator[Connection]:
     """A connection in a transaction: committed on success, rolled back on error."""
     with get_engine().begin() as conn:
         yield conn
+
+
+@contextmanager
+def raw_transaction() -> Iterator[Any]:
+    """A DB-API cursor in a transaction on a pooled connection, for the few hot statements where
+    SQLAlchemy's machinery costs more than the statement. Driver errors come out as SQLAlchemy's (so
+    the API's handlers and retries see the usual types), and a connection found dead is discarded."""
+    from sqlalchemy import exc
+
+    engine = get_engine()
+    raw = engine.raw_connection()
+    dbapi = engine.dialect.loaded_dbapi
+    try:
+        cursor = raw.cursor()
+        try:
+            yield cursor
+        finally:
+            cursor.close()
+        raw.commit()
+    except dbapi.Error as error:
+        with suppress(Exception):
+            raw.rollback()
+        gone = bool(getattr(raw.dbapi_connection, "closed", False)) or engine.dialect.is_disconnect(
+            error, raw.dbapi_connection, None
+        )
+        if gone:
+            raw.invalidate()
+        raise exc.DBAPIError.instance(None, None, error, dbapi.Error, connection_invalidated=gone) from error
+    except BaseException:
+        with suppress(Exception):
+            raw.rollback()
+        raise
+    finally:
+        raw.close()
 
 
 @contextmanager

@@ -87,11 +87,7 @@ def _event_row(
     }
 
 
-def insert_messages(conn: Connection, items: Sequence[NewMessage], at: datetime | None = None) -> list[Moved]:
-    """Store new messages with their first event, in the caller's transaction. Same order as `items`."""
-    if not items:
-        return []
-    at = at or clock_now()
+def _rows(items: Sequence[NewMessage], at: datetime) -> tuple[list[dict[str, Any]], list[Status]]:
     rows = []
     statuses = []
     for item in items:
@@ -124,6 +120,15 @@ def insert_messages(conn: Connection, items: Sequence[NewMessage], at: datetime 
                 "updated_at": at,
             }
         )
+    return rows, statuses
+
+
+def insert_messages(conn: Connection, items: Sequence[NewMessage], at: datetime | None = None) -> list[Moved]:
+    """Store new messages with their first event, in the caller's transaction. Same order as `items`."""
+    if not items:
+        return []
+    at = at or clock_now()
+    rows, statuses = _rows(items, at)
     if conn.dialect.name == "postgresql":
         pks = _insert_postgres(conn, rows)
         return [Moved(pk, item.id, 1, status) for pk, status, item in zip(pks, statuses, items, strict=True)]
@@ -163,20 +168,34 @@ _INSERT_PG = (
 _VALUES_TEMPLATE = "(" + ", ".join("%s::uuid" if c == "id" else "%s" for c in _MESSAGE_COLUMNS) + ")"
 
 
+def _values(cursor: Any, rows: list[dict[str, Any]]) -> str:
+    return b",".join(
+        cursor.mogrify(_VALUES_TEMPLATE, tuple(str(r["id"]) if c == "id" else r[c] for c in _MESSAGE_COLUMNS))
+        for r in rows
+    ).decode()
+
+
+def insert_messages_raw(cursor: Any, items: Sequence[NewMessage], at: datetime) -> list[Moved]:
+    """`insert_messages` on PostgreSQL through a DB-API cursor (see db.raw_transaction)."""
+    if not items:
+        return []
+    rows, statuses = _rows(items, at)
+    cursor.execute(_INSERT_PG.replace("%s", _values(cursor, rows).replace("%", "%%"), 1), ())
+    pks = {str(ident): pk for pk, ident in cursor.fetchall()}
+    return [
+        Moved(pks[str(item.id)], item.id, 1, status) for status, item in zip(statuses, items, strict=True)
+    ]
+
+
 def _insert_postgres(conn: Connection, rows: list[dict[str, Any]]) -> list[int]:
     cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     try:
-        values = b",".join(
-            cursor.mogrify(
-                _VALUES_TEMPLATE, tuple(str(r["id"]) if c == "id" else r[c] for c in _MESSAGE_COLUMNS)
-            )
-            for r in rows
-        )
+        values = _values(cursor, rows)
     finally:
         cursor.close()
     # Executed through SQLAlchemy, so that its error translation and invalidation of a dead connection
     # apply as to any other statement; the driver still %-formats the text, hence the doubled "%".
-    found = conn.exec_driver_sql(_INSERT_PG.replace("%s", values.decode().replace("%", "%%"), 1)).all()
+    found = conn.exec_driver_sql(_INSERT_PG.replace("%s", values.replace("%", "%%"), 1)).all()
     pks = {str(ident): pk for pk, ident in found}
     return [pks[str(r["id"])] for r in rows]
 

@@ -344,14 +344,29 @@ class Processes:
         self.procs.clear()
 
 
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    report = yield
+    setattr(item, f"rep_{report.when}", report)
+    return report
+
+
 @pytest.fixture
-def processes(test_env: dict[str, str], tmp_folder: Path, redis_server: RedisServer) -> Iterator[Processes]:
+def processes(
+    request: pytest.FixtureRequest, test_env: dict[str, str], tmp_folder: Path, redis_server: RedisServer
+) -> Iterator[Processes]:
     procs = Processes(test_env, tmp_folder)
     # The broker may hold doorbells from earlier tests whose rows are gone: start from an empty broker.
     import redis
 
     redis.Redis.from_url(test_env["CELERY_BROKER_URL"]).flushdb()
     yield procs
+    failed = getattr(request.node, "rep_call", None) is not None and request.node.rep_call.failed
+    if failed:  # the processes' own logs are the first thing to read when a pipeline test fails
+        for proc in procs.procs:
+            print(
+                f"\n----- {proc.name} (last 60 lines) -----\n" + "\n".join(proc.output().splitlines()[-60:])
+            )
     procs.stop_all()
 
 
