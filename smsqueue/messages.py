@@ -163,7 +163,7 @@ _INSERT_PG = (
     "webhook_next_at, webhook_attempts) SELECT pk, 1, status, NULL, created_at, NULL, "
     "CASE WHEN callback_url IS NULL THEN NULL ELSE 'pending' END, "
     "CASE WHEN callback_url IS NULL THEN NULL ELSE created_at END, 0 FROM m) "
-    "SELECT pk, id FROM m"
+    "SELECT pk, id::text FROM m"
 )
 _VALUES_TEMPLATE = "(" + ", ".join("%s::uuid" if c == "id" else "%s" for c in _MESSAGE_COLUMNS) + ")"
 
@@ -181,7 +181,7 @@ def insert_messages_raw(cursor: Any, items: Sequence[NewMessage], at: datetime) 
         return []
     rows, statuses = _rows(items, at)
     cursor.execute(_INSERT_PG.replace("%s", _values(cursor, rows).replace("%", "%%"), 1), ())
-    pks = {str(ident): pk for pk, ident in cursor.fetchall()}
+    pks = {ident: pk for pk, ident in cursor.fetchall()}
     return [
         Moved(pks[str(item.id)], item.id, 1, status) for status, item in zip(statuses, items, strict=True)
     ]
@@ -196,7 +196,7 @@ def _insert_postgres(conn: Connection, rows: list[dict[str, Any]]) -> list[int]:
     # Executed through SQLAlchemy, so that its error translation and invalidation of a dead connection
     # apply as to any other statement; the driver still %-formats the text, hence the doubled "%".
     found = conn.exec_driver_sql(_INSERT_PG.replace("%s", values.replace("%", "%%"), 1)).all()
-    pks = {str(ident): pk for pk, ident in found}
+    pks = {ident: pk for pk, ident in found}
     return [pks[str(r["id"])] for r in rows]
 
 

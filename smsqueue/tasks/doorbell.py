@@ -9,10 +9,10 @@ import base64
 import json
 import logging
 import os
+import secrets
 import socket
 import threading
 import time
-import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -51,7 +51,7 @@ class RedisDoorbell:
         self.timelimit = [app.conf.task_time_limit, app.conf.task_soft_time_limit]
 
     def message(self, pks: list[int]) -> bytes:
-        task_id = str(uuid.uuid4())
+        task_id = secrets.token_hex(16)
         body = json.dumps([[pks], {}, {"callbacks": None, "errbacks": None, "chain": None, "chord": None}])
         envelope = {
             "body": base64.b64encode(body.encode()).decode(),
@@ -67,7 +67,7 @@ class RedisDoorbell:
             "properties": {
                 "correlation_id": task_id, "reply_to": "", "delivery_mode": 2,
                 "delivery_info": {"exchange": "", "routing_key": Queues.SEND}, "priority": 0,
-                "body_encoding": "base64", "delivery_tag": str(uuid.uuid4()),
+                "body_encoding": "base64", "delivery_tag": secrets.token_hex(16),
             },
         }  # fmt: skip
         return json.dumps(envelope).encode()
