@@ -34,6 +34,7 @@ class RedactingFilter(logging.Filter):
 
 
 _configured = False
+_OWN_HANDLER_LOGGERS = ("gunicorn.access", "gunicorn.error")
 
 
 def configure_logging(level: str | None = None) -> None:
@@ -48,6 +49,13 @@ def configure_logging(level: str | None = None) -> None:
     for handler in root.handlers:
         if not any(isinstance(f, RedactingFilter) for f in handler.filters):
             handler.addFilter(RedactingFilter())
+    # gunicorn's loggers keep their own handlers and do not propagate to the root's; its access log
+    # prints each request line, query string and all, so a delivery-report URL would print its token.
+    # A logger's own filter also outlives gunicorn swapping its handlers (log reopen).
+    for name in _OWN_HANDLER_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, RedactingFilter) for f in logger.filters):
+            logger.addFilter(RedactingFilter())
     root.setLevel(level or os.environ.get("SMSQUEUE_LOG_LEVEL", "INFO"))
     # urllib3 logs every request line with its query string at DEBUG: keep it quieter.
     logging.getLogger("urllib3").setLevel(logging.WARNING)

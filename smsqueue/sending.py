@@ -29,7 +29,7 @@ from smsqueue import metrics, ratelimit
 from smsqueue.clock import now
 from smsqueue.config import settings
 from smsqueue.db import transaction
-from smsqueue.messages import messages_t, transition, transition_many
+from smsqueue.messages import Moved, messages_t, transition, transition_many
 from smsqueue.models import EntityProvider, LegalEntity, Provider
 from smsqueue.providers.base import (
     OutgoingSMS,
@@ -98,7 +98,7 @@ def choose_link(ctx: Context, message: Any, excluded: Iterable[int] | None = Non
     """The provider a message goes through now: the one it asked for, else the entity's first usable
     one by priority that it has not given up on (`excluded`, by default the message's own list)."""
     links = ctx.links.get(message.legal_entity_id, [])
-    excluded = set(message.excluded_providers or () if excluded is None else excluded)
+    excluded = set((message.excluded_providers or ()) if excluded is None else excluded)
     if message.requested_provider_id is not None:
         link = ctx.link(message.legal_entity_id, message.requested_provider_id)
         if link is None or not link.usable:
@@ -124,6 +124,7 @@ class Claimed:
     link: Link
     sender: str | None
     attempt: int
+    start_by: datetime | None = None  # the call is not started after this (see reconcile_window)
 
 
 @dataclass(slots=True)
@@ -245,7 +246,9 @@ def _take_tokens(
 
 def _mark_sending(conn: Connection, claimed: list[Claimed], at: datetime) -> None:
     """Move the admitted messages to `sending`, due for reconciliation if nothing is recorded in time."""
-    reconcile_at = at + timedelta(seconds=settings().stalled_sending_after)
+    reconcile_at = at + timedelta(seconds=reconcile_window(claimed))
+    for c in claimed:
+        c.start_by = reconcile_at - timedelta(seconds=call_bound(c.link.provider) + RECORD_MARGIN)
     groups: dict[tuple[int, str | None], list[Claimed]] = defaultdict(list)
     for c in claimed:
         groups[(c.link.provider.id, c.sender)].append(c)
@@ -268,6 +271,33 @@ def _mark_sending(conn: Connection, claimed: list[Claimed], at: datetime) -> Non
         )
         moved_pks.update(x.pk for x in moved)
     claimed[:] = [c for c in claimed if c.message.pk in moved_pks]
+
+
+def reconcile_window(claimed: Sequence[Claimed]) -> float:
+    """Seconds after the claim when a message still `sending` is taken for stalled.
+
+    The reconcile sweep must never look at a message whose call may still be going on: asked too early,
+    a provider that has not got the request yet says "no such message" and the message would be sent
+    twice; one that cannot be asked would be `failed` though its answer is still coming. So the window
+    holds one whole call of the batch's slowest provider (connect plus read timeout) after a short wait
+    for a free call thread, and a call that could no longer end inside it is not started at all
+    (`start_by`, checked in `call`: a transient `not_started`, retried like any other)."""
+    if not claimed:
+        return settings().stalled_sending_after
+    slowest = max(call_bound(c.link.provider) for c in claimed)
+    return max(settings().stalled_sending_after, slowest + START_SLACK + RECORD_MARGIN)
+
+
+def call_bound(provider: Any) -> float:
+    """The longest one send call to this provider can take (base.ProviderClient.http: a connect timeout
+    of min(timeout, 5 s), then the read timeout)."""
+    timeout = float(provider.timeout_seconds)
+    return timeout + min(timeout, CONNECT_TIMEOUT_MAX)
+
+
+CONNECT_TIMEOUT_MAX = 5.0
+START_SLACK = 5.0  # how long a call may wait for a free call thread, at least
+RECORD_MARGIN = 2.0  # recording the answer after the call
 
 
 # --- step 2: call -------------------------------------------------------------------------------------
@@ -305,6 +335,11 @@ def call(claimed: Claimed, at: datetime) -> Outcome:
     provider = claimed.link.provider
     started = time.monotonic()
     outcome = Outcome(claimed)
+    if claimed.start_by is not None and at > claimed.start_by:
+        # The batch's earlier calls took so long that this one might still be going on when the
+        # reconcile sweep takes the message for stalled: do not start it; it is retried.
+        outcome.error = TransientProviderError("no time left to call the provider", code="not_started")
+        return outcome
     try:
         client = client_of(provider)
         outcome.result = client.send(outgoing(claimed.message, claimed.sender, provider, at))
@@ -413,6 +448,10 @@ def record_sent(conn: Connection, message: Any, provider: Any, result: SendResul
             at,
             provider_status=result.update.provider_status,
         )
+    # A delivery report that came before this answer, kept until the provider's id was known.
+    from smsqueue.reports import apply_early  # reports applies statuses through this module
+
+    apply_early(conn, message.pk, provider.id, provider.kind, result.provider_message_id, at)
 
 
 def record_ambiguous(conn: Connection, outcome: Outcome, at: datetime) -> None:
@@ -427,14 +466,12 @@ def record_ambiguous(conn: Connection, outcome: Outcome, at: datetime) -> None:
             .values(next_attempt_at=at + timedelta(seconds=RECONCILE_AMBIGUOUS_AFTER))
         )
         return
-    policy.release(conn, message)
     error = outcome.error.reason if outcome.error else None
-    transition(
+    leave_sending(
         conn,
-        message.pk,
+        message,
         Status.FAILED,
         reason=Reason.UNKNOWN_OUTCOME,
-        expected={Status.SENDING},
         at=at,
         values={"next_attempt_at": None},
         detail={"provider": provider.code, "error": error},
@@ -454,17 +491,20 @@ def record_failure(
     at: datetime,
     followups: Followups,
 ) -> None:
-    """A provider call that did not hand the message over: retry, fail over, or fail."""
+    """A provider call that did not hand the message over: retry, fail over, or fail.
+
+    A number problem ends it `failed` (no provider can reach a bad number). Another permanent refusal
+    gives this provider up at once: the account's (bad login, no funds) or this message's here (a text
+    too long for it, no route, a sender it does not know), which the next provider may well take. A
+    transient error is retried here up to `max_attempts_per_provider`, then the next provider takes it."""
     provider = link.provider
     detail = {"provider": provider.code, "attempt": attempt, "error": error.message[:200]}
-    policy.release(conn, message)
-    if isinstance(error, PermanentProviderError) and not error.provider_wide:
-        transition(
+    if isinstance(error, PermanentProviderError) and error.number_problem:
+        leave_sending(
             conn,
-            message.pk,
+            message,
             Status.FAILED,
             reason=error.reason,
-            expected={Status.SENDING},
             at=at,
             detail={**detail, "number_problem": error.number_problem},
             values={"next_attempt_at": None},
@@ -474,12 +514,11 @@ def record_failure(
     if retry_here:
         assert isinstance(error, TransientProviderError)
         delay = backoff(attempt, error.retry_after)
-        moved = transition(
+        moved = leave_sending(
             conn,
-            message.pk,
+            message,
             Status.QUEUED,
             reason=error.reason,
-            expected={Status.SENDING},
             at=at,
             detail=detail,
             values={"next_attempt_at": at + timedelta(seconds=delay)},
@@ -492,29 +531,37 @@ def record_failure(
     nxt = choose_link(ctx, message, excluded)
     if isinstance(nxt, NoProvider):
         final_reason = Reason.RETRIES_EXHAUSTED if isinstance(error, TransientProviderError) else error.reason
-        transition(
+        leave_sending(
             conn,
-            message.pk,
+            message,
             Status.FAILED,
             reason=final_reason,
-            expected={Status.SENDING},
             at=at,
             detail={**detail, "last_error": error.reason},
             values={"next_attempt_at": None, "excluded_providers": excluded},
         )
         return
-    moved = transition(
+    moved = leave_sending(
         conn,
-        message.pk,
+        message,
         Status.QUEUED,
         reason=error.reason,
-        expected={Status.SENDING},
         at=at,
         detail={**detail, "failover_to": nxt.provider.code},
         values={"next_attempt_at": at, "excluded_providers": excluded, "attempts": 0},
     )
     if moved:
         followups.add(message.pk, 0.0)
+
+
+def leave_sending(conn: Connection, message: Any, to: Status, **kwargs: Any) -> Moved | None:
+    """Move a message that no provider took out of `sending`, and un-count it from the 230-FZ limits,
+    only if it is still `sending`: a delivery report may have moved it on meanwhile (an SMSC report
+    finds its message by our ref while the call is out), and a delivered SMS stays counted."""
+    moved = transition(conn, message.pk, to, expected={Status.SENDING}, **kwargs)
+    if moved is not None:
+        policy.release(conn, message)
+    return moved
 
 
 def apply_status(

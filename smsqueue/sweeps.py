@@ -19,12 +19,11 @@ from sqlalchemy import select, update
 from smsqueue.clock import now
 from smsqueue.config import settings
 from smsqueue.db import transaction
-from smsqueue.messages import messages_t, transition, transition_many
+from smsqueue.messages import messages_t, transition_many
 from smsqueue.models import Provider
 from smsqueue.providers.base import LookupNotSupported, ProviderError, TransientProviderError
 from smsqueue.providers.configs import client_of
-from smsqueue.rules import policy
-from smsqueue.sending import Followups, load_context, outgoing, record_failure, record_sent
+from smsqueue.sending import Followups, leave_sending, load_context, outgoing, record_failure, record_sent
 from smsqueue.statuses import Reason, Status
 
 log = logging.getLogger(__name__)
@@ -155,13 +154,11 @@ def _settle(
     conn: Any, row: Any, provider: Any, answer: Any, ctx: Any, at: datetime, followups: Followups
 ) -> None:
     if isinstance(answer, LookupNotSupported) or provider is None:
-        policy.release(conn, row)
-        transition(
+        leave_sending(
             conn,
-            row.pk,
+            row,
             Status.FAILED,
             reason=Reason.UNKNOWN_OUTCOME,
-            expected={Status.SENDING},
             at=at,
             values={"next_attempt_at": None},
             detail={"provider": provider.code if provider else None},
@@ -170,13 +167,11 @@ def _settle(
     if isinstance(answer, Exception):
         deadline = (row.claimed_at or at) + timedelta(seconds=float(provider.timeout_seconds) + 50)
         if at >= deadline:
-            policy.release(conn, row)
-            transition(
+            leave_sending(
                 conn,
-                row.pk,
+                row,
                 Status.FAILED,
                 reason=Reason.UNKNOWN_OUTCOME,
-                expected={Status.SENDING},
                 at=at,
                 values={"next_attempt_at": None},
                 detail={"provider": provider.code, "lookup_error": str(answer)[:200]},

@@ -92,7 +92,8 @@ STATUS_WORDS: dict[str, Status | None] = {
 
 ACCOUNT_HTTP_STATUSES = frozenset({401, 402, 403})
 REPORT_ANSWER = ReportAnswer(body='{"ok": true}', status=200, content_type="application/json")
-MAX_REASON_CHARS = 64
+# The provider's reason, cut so that `provider_error:<reason>` fits messages.reason (64 characters).
+MAX_REASON_CHARS = 64 - len(provider_error(""))
 _HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 _HTTP_URL = re.compile(r"^https?://\S+$")
 
