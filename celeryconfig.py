@@ -43,7 +43,9 @@ else:
         "retry_on_timeout": False,
         "visibility_timeout": 3600,
     }
-    worker_send_task_events = True  # for Flower
+    # Task events cost three extra publishes per task; Flower switches them on in the workers it watches
+    # (it sends enable_events over the remote-control channel when it starts).
+    worker_send_task_events = False
     task_send_sent_event = False
 
 # Every queue is bound to the default exchange: a publish goes straight to the queue's list, with no

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, bindparam, func, insert, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from smsqueue.clock import now as clock_now
 from smsqueue.models import Message, MessageEvent
@@ -251,6 +252,60 @@ def transition_many(
         [_event_row(r.pk, r.event_seq, to, reason, at, r.callback_url is not None, detail) for r in rows],
     )
     return [Moved(r.pk, r.id, r.event_seq, to) for r in rows]
+
+
+def transition_each(
+    conn: Connection,
+    rows: Sequence[tuple[int, Mapping[str, Any], Mapping[str, Any] | None]],
+    to: Status,
+    *,
+    reason: str | None = None,
+    expected: Collection[Status] | None = None,
+    values: Mapping[str, Any] | None = None,
+    at: datetime | None = None,
+) -> list[Moved]:
+    """`transition_many` where some columns differ per message: `rows` are (pk, its own column values,
+    its event's detail), every row naming the same columns. On PostgreSQL one UPDATE for them all, the
+    per-row values joined in from arrays (`unnest`); elsewhere one `transition` per row."""
+    if not rows:
+        return []
+    at = at or clock_now()
+    if conn.dialect.name != "postgresql" or len(rows) == 1:
+        out = []
+        for pk, own, detail in rows:
+            merged = {**(values or {}), **own}
+            moved = transition(
+                conn, pk, to, reason=reason, expected=expected, values=merged, detail=detail, at=at
+            )
+            if moved is not None:
+                out.append(moved)
+        return out
+    c = messages_t.c
+    names = sorted(rows[0][1])
+    arrays = [bindparam("pk_list", [pk for pk, _, _ in rows], type_=ARRAY(c.pk.type))]
+    arrays += [bindparam(f"{n}_list", [own[n] for _, own, _ in rows], type_=ARRAY(c[n].type)) for n in names]
+    joined = func.unnest(*arrays).table_valued("pk", *names).render_derived(name="v")
+    stmt = (
+        update(messages_t)
+        .where(c.pk == joined.c.pk, c.status.in_(allowed_sources(to, expected)))
+        .values(
+            status=to.value, reason=reason, updated_at=at, event_seq=c.event_seq + 1, **(values or {}),
+            **{n: joined.c[n] for n in names},
+        )
+        .returning(c.pk, c.id, c.event_seq, c.callback_url)
+    )  # fmt: skip
+    moved = conn.execute(stmt).all()
+    if not moved:
+        return []
+    details = {pk: detail for pk, _, detail in rows}
+    conn.execute(
+        insert(events_t),
+        [
+            _event_row(r.pk, r.event_seq, to, reason, at, r.callback_url is not None, details[r.pk])
+            for r in moved
+        ],
+    )
+    return [Moved(r.pk, r.id, r.event_seq, to) for r in moved]
 
 
 def transition(

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, delete, insert, select, text, update
+from sqlalchemy import Connection, delete, insert, select, text, tuple_, update
 
 from smsqueue.clock import now
 from smsqueue.db import transaction
@@ -254,6 +254,39 @@ def apply_early(
             source="report",
         )
     return moved
+
+
+def apply_early_many(conn: Connection, sent: Sequence[tuple[int, Any, str]], at: datetime) -> None:
+    """`apply_early` for many messages just recorded `sent`: (pk, provider row, provider's id). The
+    locks are taken in one sorted statement and the kept reports taken in one delete."""
+    wanted = [
+        (pk, provider.id, pmid)
+        for pk, provider, pmid in sent
+        if provider.kind not in REPORTS_CARRY_REF and len(pmid) <= MAX_ID
+    ]
+    if not wanted:
+        return
+    if len(wanted) == 1:
+        pk, provider_id, pmid = wanted[0]
+        apply_early(conn, pk, provider_id, "", pmid, at)
+        return
+    if conn.dialect.name == "postgresql":
+        keys = sorted({lock_key(provider_id, pmid) for _, provider_id, pmid in wanted})
+        conn.execute(_LOCK_MANY_SQL, {"keys": keys})
+    by_key = {(provider_id, pmid): pk for pk, provider_id, pmid in wanted}
+    rows = conn.execute(
+        delete(early_t)
+        .where(tuple_(e.provider_id, e.provider_message_id).in_(sorted(by_key)))
+        .returning(e.id, e.provider_id, e.provider_message_id, e.status, e.reason, e.provider_status)
+    ).all()
+    for row in sorted(rows, key=lambda r: r.id):  # in the order they came: the first final one wins
+        pk = by_key[(row.provider_id, row.provider_message_id)]
+        apply_status(
+            conn, pk, Status(row.status), row.reason, at, provider_status=row.provider_status, source="report"
+        )
+
+
+_LOCK_MANY_SQL = text("SELECT pg_advisory_xact_lock(k) FROM unnest(CAST(:keys AS bigint[])) AS k ORDER BY k")
 
 
 def purge_early(conn: Connection, at: datetime) -> int:

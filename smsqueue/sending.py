@@ -29,7 +29,7 @@ from smsqueue import metrics, ratelimit
 from smsqueue.clock import now
 from smsqueue.config import settings
 from smsqueue.db import transaction
-from smsqueue.messages import Moved, messages_t, transition, transition_many
+from smsqueue.messages import Moved, messages_t, transition, transition_each, transition_many
 from smsqueue.models import EntityProvider, LegalEntity, Provider
 from smsqueue.providers.base import (
     OutgoingSMS,
@@ -391,10 +391,15 @@ def backoff(attempt: int, retry_after: float | None = None) -> float:
 def record(
     conn: Connection, outcomes: Sequence[Outcome], ctx: Context, at: datetime, followups: Followups
 ) -> None:
+    record_sent_many(
+        conn,
+        [(o.claimed.message, o.claimed.link.provider, o.result) for o in outcomes if o.result is not None],
+        at,
+    )
     for outcome in outcomes:
         if outcome.result is not None:
-            record_sent(conn, outcome.claimed.message, outcome.claimed.link.provider, outcome.result, at)
-        elif isinstance(outcome.error, TransientProviderError) and outcome.error.may_have_sent:
+            continue
+        if isinstance(outcome.error, TransientProviderError) and outcome.error.may_have_sent:
             record_ambiguous(conn, outcome, at)
         else:
             assert outcome.error is not None
@@ -411,47 +416,62 @@ def record(
 
 
 def record_sent(conn: Connection, message: Any, provider: Any, result: SendResult, at: datetime) -> None:
+    record_sent_many(conn, [(message, provider, result)], at)
+
+
+def record_sent_many(conn: Connection, sent: Sequence[tuple[Any, Any, SendResult]], at: datetime) -> None:
+    """Messages the providers accepted: `sent`, with the provider's id, in one statement for them all."""
+    if not sent:
+        return
     s = settings()
-    moved = transition(
+    moved = transition_each(
         conn,
-        message.pk,
+        [
+            (
+                message.pk,
+                {"provider_id": provider.id, "provider_message_id": result.provider_message_id},
+                {"provider": provider.code, "provider_message_id": result.provider_message_id},
+            )
+            for message, provider, result in sent
+        ],
         Status.SENT,
         expected={Status.SENDING},
         at=at,
-        detail={"provider": provider.code, "provider_message_id": result.provider_message_id},
         values={
-            "provider_id": provider.id,
-            "provider_message_id": result.provider_message_id,
             "sent_at": at,
             "next_attempt_at": None,
             "next_status_check_at": at + timedelta(seconds=s.status_check_first),
             "status_checks": 0,
         },
     )
-    if moved is None:
-        # A delivery report overtook us and already moved it on: keep the provider's id all the same.
-        conn.execute(
-            update(messages_t)
-            .where(m.pk == message.pk, m.provider_message_id.is_(None))
-            .values(provider_id=provider.id, provider_message_id=result.provider_message_id, sent_at=at)
-        )
-    else:
-        metrics.inc("smsqueue_messages_sent_total", {"provider": provider.code})
-        latency = (at - message.created_at).total_seconds()
-        metrics.observe("smsqueue_send_latency_seconds", {}, latency, metrics.SEND_SECONDS_BUCKETS)
-    if result.update is not None and result.update.status is not None:
-        apply_status(
-            conn,
-            message.pk,
-            result.update.status,
-            result.update.reason,
-            at,
-            provider_status=result.update.provider_status,
-        )
-    # A delivery report that came before this answer, kept until the provider's id was known.
-    from smsqueue.reports import apply_early  # reports applies statuses through this module
+    moved_pks = {mv.pk for mv in moved}
+    for message, provider, result in sent:
+        if message.pk not in moved_pks:
+            # A delivery report overtook us and already moved it on: keep the provider's id all the same.
+            conn.execute(
+                update(messages_t)
+                .where(m.pk == message.pk, m.provider_message_id.is_(None))
+                .values(provider_id=provider.id, provider_message_id=result.provider_message_id, sent_at=at)
+            )
+        else:
+            metrics.inc("smsqueue_messages_sent_total", {"provider": provider.code})
+            latency = (at - message.created_at).total_seconds()
+            metrics.observe("smsqueue_send_latency_seconds", {}, latency, metrics.SEND_SECONDS_BUCKETS)
+        if result.update is not None and result.update.status is not None:
+            apply_status(
+                conn,
+                message.pk,
+                result.update.status,
+                result.update.reason,
+                at,
+                provider_status=result.update.provider_status,
+            )
+    # Delivery reports that came before these answers, kept until the provider's ids were known.
+    from smsqueue.reports import apply_early_many  # reports applies statuses through this module
 
-    apply_early(conn, message.pk, provider.id, provider.kind, result.provider_message_id, at)
+    apply_early_many(
+        conn, [(message.pk, provider, result.provider_message_id) for message, provider, result in sent], at
+    )
 
 
 def record_ambiguous(conn: Connection, outcome: Outcome, at: datetime) -> None:
