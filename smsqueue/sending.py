@@ -577,9 +577,12 @@ def record_failure(
 def leave_sending(conn: Connection, message: Any, to: Status, **kwargs: Any) -> Moved | None:
     """Move a message that no provider took out of `sending`, and un-count it from the 230-FZ limits,
     only if it is still `sending`: a delivery report may have moved it on meanwhile (an SMSC report
-    finds its message by our ref while the call is out), and a delivered SMS stays counted."""
+    finds its message by our ref while the call is out), and a delivered SMS stays counted.
+
+    A message ending `unknown_outcome` stays counted: it may well have reached the person, and the law
+    counts what was sent; counting one SMS too many is the safe side of a 230-FZ limit."""
     moved = transition(conn, message.pk, to, expected={Status.SENDING}, **kwargs)
-    if moved is not None:
+    if moved is not None and kwargs.get("reason") != Reason.UNKNOWN_OUTCOME:
         policy.release(conn, message)
     return moved
 

@@ -213,6 +213,14 @@ def test_smsru_hanging_past_its_timeout_ends_unknown_outcome_within_a_minute(
     assert (trail[2].at - trail[1].at).total_seconds() < 60
     assert len(hanging.received()) == 1
     assert other.stats()["requests"] == {}
+    # It may have reached the person: it stays counted against the 230-FZ limits.
+    provider_code = client.get(f"/api/v1/messages/{mid}", headers=factory.headers()).json["provider"]
+    check = client.get(
+        f"/api/v1/legal-entities/{entity.code}/providers/{provider_code}/check",
+        query_string={"to": final.recipient},
+        headers=factory.headers(),
+    )
+    assert check.json["counts"]["day"] == 1
 
 
 def test_a_slow_answer_within_the_timeout_is_not_taken_for_a_stalled_send(client, factory, processes, sims):
