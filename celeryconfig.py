@@ -78,6 +78,7 @@ beat_schedule = {
     "republish-lost": {"task": "smsqueue.republish_lost", "schedule": max(_s.sweep_interval, 5.0)},
     "reconcile-sending": {"task": "smsqueue.reconcile_sending", "schedule": max(_s.sweep_interval, 2.0)},
     "sweep-webhooks": {"task": "smsqueue.sweep_webhooks", "schedule": _s.webhook_sweep_interval},
+    "purge-counters": {"task": "smsqueue.purge_counters", "schedule": 3600.0},
 }
 # A beat tick that nobody ran before the next one is worthless: let it expire instead of piling up.
 for _entry in beat_schedule.values():

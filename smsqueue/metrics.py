@@ -4,7 +4,9 @@ Messages by status are read from the messages table when scraped."""
 
 from __future__ import annotations
 
+import logging
 import math
+import os
 import re
 import threading
 import time
@@ -27,6 +29,7 @@ HELP = {
     "smsqueue_messages_sent_total": ("counter", "Messages accepted by a provider."),
 }
 
+log = logging.getLogger(__name__)
 _lock = threading.Lock()
 _pending: dict[tuple[str, str], float] = defaultdict(float)
 _last_flush = time.monotonic()
@@ -41,12 +44,36 @@ def _escape(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
+_flusher_pid: int | None = None
+
+
+def _ensure_flusher() -> None:
+    """A daemon thread per process that adds what was counted to the table every few seconds, so the
+    last counts of a worker that goes quiet are not held back until its next task."""
+    global _flusher_pid
+    if _flusher_pid == os.getpid():
+        return
+    _flusher_pid = os.getpid()
+
+    def run() -> None:
+        while True:
+            time.sleep(FLUSH_EVERY)
+            try:
+                flush()
+            except Exception:  # the database may be away for a while; the counts wait in memory
+                log.warning("could not flush metrics; will try again", exc_info=True)
+
+    threading.Thread(target=run, name="metrics-flush", daemon=True).start()
+
+
 def inc(name: str, labels: Mapping[str, str], value: float = 1.0) -> None:
+    _ensure_flusher()
     with _lock:
         _pending[(name, _labels(labels))] += value
 
 
 def observe(name: str, labels: Mapping[str, str], value: float, buckets: tuple[float, ...]) -> None:
+    _ensure_flusher()
     with _lock:
         for le in (*buckets, math.inf):
             # Every bucket is written, the empty ones too: a histogram lists all its buckets.

@@ -23,5 +23,5 @@ ROUTES: dict[str, str] = {
     "smsqueue.dispatch_scheduled": Queues.PERIODIC,
     "smsqueue.republish_lost": Queues.PERIODIC,
     "smsqueue.reconcile_sending": Queues.PERIODIC,
-    "smsqueue.flush_metrics": Queues.PERIODIC,
+    "smsqueue.purge_counters": Queues.PERIODIC,
 }

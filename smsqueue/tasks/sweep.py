@@ -21,3 +21,16 @@ def reconcile_sending() -> int:
     done = sweeps.reconcile_sending()
     metrics.flush()
     return done
+
+
+@app.task(name="smsqueue.purge_counters", ignore_result=True)
+def purge_counters() -> int:
+    """Counter rows of 230-FZ periods long over: never read again (a few days' margin for time zones)."""
+    from datetime import timedelta
+
+    from smsqueue.clock import now
+    from smsqueue.db import transaction
+    from smsqueue.rules import limits
+
+    with transaction() as conn:
+        return limits.purge(conn, (now() - timedelta(days=3)).date())
