@@ -137,7 +137,7 @@ FAST = {
 
 
 def verify(req: Received, *secrets: str) -> bool:
-    """What the receiving service does (docs/webhooks.md)."""
+    """What the receiving service does (README, "Receiving status webhooks")."""
     timestamp = req.headers["X-Smsqueue-Timestamp"]
     signed = timestamp.encode() + b"." + req.raw
     given = [
