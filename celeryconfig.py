@@ -33,12 +33,9 @@ if _s.broker_url.startswith("filesystem://"):
     worker_send_task_events = False
 else:
     broker_transport_options = {
-        # A publish must not hang a web request when Redis is down: fail fast, the sweep re-publishes.
+        # Socket timeouts, so that a Redis that stops answering does not hang a process for long (requests
+        # publish through smsqueue.tasks.doorbell, which gives up at once; the sweeps re-publish).
         "socket_connect_timeout": 2,
-        "max_retries": 1,  # kombu's own reconnect loop for a publish (default: ~6 s of sleeps)
-        "interval_start": 0,
-        "interval_step": 0.2,
-        "interval_max": 0.5,
         "socket_timeout": 5,
         "retry_on_timeout": False,
         "visibility_timeout": 3600,

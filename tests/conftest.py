@@ -221,8 +221,12 @@ def truncate_all() -> None:
 
 @pytest.fixture(autouse=True)
 def clean_database() -> Iterator[None]:
-    """Every test starts from empty tables (the schema stays: it is the migrations')."""
+    """Every test starts from empty tables (the schema stays: it is the migrations'), and with the
+    publishing breaker closed (a broker failure staged by one test must not skip another's publish)."""
+    from smsqueue.tasks import doorbell
+
     truncate_all()
+    doorbell._broken_until = 0.0
     yield
 
 
@@ -365,7 +369,7 @@ def processes(
     if failed:  # the processes' own logs are the first thing to read when a pipeline test fails
         for proc in procs.procs:
             print(
-                f"\n----- {proc.name} (last 60 lines) -----\n" + "\n".join(proc.output().splitlines()[-60:])
+                f"\n----- {proc.name} (last 150 lines) -----\n" + "\n".join(proc.output().splitlines()[-150:])
             )
     procs.stop_all()
 

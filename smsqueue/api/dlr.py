@@ -172,12 +172,11 @@ def _parse(provider: Any, incoming: IncomingRequest) -> ParsedReports:
 def _hand_over(provider_id: int, items: list[dict[str, Any]]) -> None:
     """Publish the reports to the status queue; with the broker down, apply them here, so that the
     provider (which may never send a report again) is still answered with what it expects."""
+    from smsqueue.tasks.doorbell import publish_now
     from smsqueue.tasks.reports import process, process_reports
 
     try:
-        process_reports.apply_async(
-            (provider_id, items), queue=Queues.STATUS, routing_key=Queues.STATUS, retry=False
-        )
+        publish_now(process_reports, (provider_id, items), Queues.STATUS)
     except Exception as exc:
         log.warning("could not publish %d report(s), applying them now: %s", len(items), type(exc).__name__)
         process(provider_id, items)

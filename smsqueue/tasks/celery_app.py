@@ -8,6 +8,9 @@ from celery import Celery
 from celery.signals import worker_process_init
 
 from smsqueue.logs import configure_logging
+from smsqueue.tasks.kombu_fixes import patch_redis_channel
+
+patch_redis_channel()
 
 app = Celery(
     "smsqueue",

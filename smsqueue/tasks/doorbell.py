@@ -145,6 +145,24 @@ def ring_later(items: Iterable[tuple[int, float]]) -> None:
         ring_send(pks, countdown=delay)
 
 
+def publish_now(task: Any, args: tuple[Any, ...], queue: str) -> None:
+    """Publish a task from a request: on a connection that gives up after one quick retry, so that a
+    broker outage costs the request a moment, not kombu's default reconnect loop. Raises on failure (the
+    caller falls back); skips straight to raising while the breaker is open."""
+    global _broken_until
+    from smsqueue.tasks.celery_app import app
+
+    if time.monotonic() < _broken_until:
+        raise ConnectionError("the broker failed a moment ago")
+    try:
+        with app.connection_for_write() as conn:
+            conn.ensure_connection(max_retries=1, interval_start=0, interval_step=0.2, timeout=2)
+            task.apply_async(args, queue=queue, routing_key=queue, retry=False, connection=conn)
+    except Exception:
+        _broken_until = time.monotonic() + BREAKER_SECONDS
+        raise
+
+
 def ring_soon(pks: Sequence[int]) -> None:
     """Ring for messages just committed by a request: never raises (the sweep covers a failure)."""
     ring_send(list(pks))
