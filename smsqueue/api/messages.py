@@ -351,6 +351,17 @@ def encode_cursor(mode: str, at: datetime, pk: int) -> str:
     return _b64([mode, at.isoformat(), pk])
 
 
+def is_change_cursor(cursor: str | None) -> bool:
+    """Whether a cursor came from an updated_after listing (polling goes on with it alone)."""
+    if cursor is None:
+        return False
+    try:
+        value = _unb64(cursor)
+    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
+        return False
+    return isinstance(value, list) and value[:1] == [CHANGES]
+
+
 def decode_cursor(cursor: str, mode: str) -> tuple[datetime, int]:
     try:
         value = _unb64(cursor)
@@ -433,8 +444,9 @@ def _change_horizon(conn: Any) -> int | None:
     responses={200: MessageListOut, **ERRORS},
     description="Newest first; `created_after` and `created_before` are exclusive. With `updated_after`: "
     "messages changed after that time, by last change, oldest first, and `next_cursor` is never null: it "
-    "is where the next poll starts, even when no change is left. Poll with the same `updated_after` and "
-    "the returned cursor and you see every change once, never skipped and never repeated, even for "
+    "is where the next poll starts, even when no change is left. Poll on with the returned cursor (alone, "
+    "or with the same `updated_after`) and you see every change once, never skipped and never repeated, "
+    "even for "
     "changes committed late by concurrent writers (a change is listed only once no earlier one can still "
     "appear, so a long-running transaction may delay, but never hide, later changes). A message that "
     "changed several times between two polls is listed once, with its current state; it is listed again "
@@ -462,7 +474,7 @@ def list_messages() -> Response:
         conditions.append(m.created_at > q.created_after)
     if q.created_before is not None:
         conditions.append(m.created_at < q.created_before)
-    if q.updated_after is not None:
+    if q.updated_after is not None or is_change_cursor(q.cursor):
         return _list_changes(conditions, q)
     if q.cursor is not None:
         at, pk = decode_cursor(q.cursor, "c")
@@ -477,14 +489,12 @@ def list_messages() -> Response:
 
 
 def _list_changes(conditions: list[Any], q: MessageListQuery) -> Response:
-    """Changes after the cursor (or all since updated_after), in (change_seq, pk) order; see above."""
-    assert q.updated_after is not None
+    """Changes after the cursor (or all since updated_after), in (change_seq, pk) order; see above. The
+    cursor alone is enough to poll on (it holds the position); updated_after, when sent, filters too."""
     position, pk = decode_change_cursor(q.cursor) if q.cursor is not None else (0, 0)
-    conditions = [
-        *conditions,
-        m.updated_at > q.updated_after,
-        or_(m.change_seq > position, and_(m.change_seq == position, m.pk > pk)),
-    ]
+    conditions = [*conditions, or_(m.change_seq > position, and_(m.change_seq == position, m.pk > pk))]
+    if q.updated_after is not None:
+        conditions.append(m.updated_at > q.updated_after)
     with transaction() as conn:
         horizon = _change_horizon(conn)
         if horizon is not None:
