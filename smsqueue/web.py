@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 from flask import Flask, Response, g, request
@@ -14,7 +15,7 @@ from werkzeug.exceptions import HTTPException
 
 from smsqueue import auth
 from smsqueue.api.schemas import field_errors
-from smsqueue.errors import ApiError, Code, problem, validation_error
+from smsqueue.errors import ApiError, Code, FieldError, problem, validation_error
 from smsqueue.logs import configure_logging
 
 log = logging.getLogger(__name__)
@@ -116,11 +117,23 @@ def json_object() -> dict[str, Any]:
     return body
 
 
-def validate(model: type[M], data: Any, prefix: str = "") -> M:
+def validate(
+    model: type[M],
+    data: Any,
+    prefix: str = "",
+    *,
+    also: Callable[[Any, set[str]], list[FieldError]] | None = None,
+) -> M:
+    """`data` as a `model`, or a 422 listing every invalid field. `also(data, invalid field paths)` runs
+    the checks that come after validation (those needing the database) on the fields that did pass, when
+    others failed: so a 422 lists them too instead of only the first round's."""
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        raise validation_error(field_errors(exc, prefix)) from None
+        errors = field_errors(exc, prefix)
+        if also is not None:
+            errors += also(data, {e.field for e in errors})
+        raise validation_error(errors) from None
 
 
 def query_args(model: type[BaseModel]) -> dict[str, Any]:

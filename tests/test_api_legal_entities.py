@@ -251,7 +251,7 @@ def test_a_duplicate_code_is_a_conflict(client, admin):
         ({"code": "acme", "providers": [{"priority": 1}]}, {"providers[0].provider": "required"}),
         (
             {"code": "acme", "providers": [{"provider": "nope", "priority": 0}]},
-            {"providers[0].priority": "too_small"},
+            {"providers[0].priority": "too_small", "providers[0].provider": "unknown_provider"},
         ),
     ],
 )
@@ -280,6 +280,22 @@ def test_create_reports_every_invalid_field_at_once(client, admin):
         "fz.weekday_hours": "crosses_midnight",
     }
     assert problem["detail"] == "6 fields are invalid"
+
+
+def test_create_reports_the_checks_that_need_the_database_beside_the_others(client, admin):
+    body = {
+        "code": "Bad Code",
+        "fz": {"per_day": 5, "per_week": 3},
+        "providers": [{"provider": "nope", "priority": 0}, {"provider": "nope-either"}],
+    }
+    problem = assert_problem(client.post(BASE, json=body, headers=admin), 422, "validation_error")
+    assert field_codes(problem) == {
+        "code": "invalid_value",
+        "providers[0].priority": "too_small",
+        "providers[0].provider": "unknown_provider",
+        "providers[1].provider": "unknown_provider",
+        "fz.per_week": "limit_below_shorter_period",
+    }
 
 
 def test_create_accepts_the_edges_of_the_window_rules(client, admin):

@@ -596,3 +596,14 @@ def test_text_with_percent_signs_and_quotes_is_stored_as_sent(client, headers):
     ids = [single.json["id"]] + [x["id"] for x in batch.json["results"]]
     for mid in ids:
         assert client.get(f"/api/v1/messages/{mid}", headers=headers).json["text"] == text
+
+
+def test_a_422_lists_the_provider_too_when_other_fields_fail(client, headers):
+    problem = assert_problem(post(client, headers, {"to": "bad", "text": "x", "provider": "nope"}), 422,
+                             "validation_error")  # fmt: skip
+    assert field_codes(problem) == {"to": "invalid_phone", "provider": "provider_not_allowed"}
+    batch = post(client, headers, {"messages": [{"to": "bad", "text": "", "provider": "nope"}]},
+                 path="/api/v1/messages/batch").json["results"][0]  # fmt: skip
+    assert field_codes(batch["error"]) == {
+        "to": "invalid_phone", "text": "too_short", "provider": "provider_not_allowed"
+    }  # fmt: skip

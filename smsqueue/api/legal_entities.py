@@ -195,6 +195,35 @@ def resolve_link_items(
     return resolved, errors
 
 
+def entity_later_checks(data: Any, invalid: set[str]) -> list[FieldError]:
+    """The limit order and the provider codes of an entity body whose other fields failed validation."""
+    if not isinstance(data, dict):
+        return []
+    errors: list[FieldError] = []
+    fz = data.get("fz")
+    if isinstance(fz, dict) and not invalid & {"fz", "fz.per_day", "fz.per_week", "fz.per_month"}:
+        limits = [fz.get(k, default) for k, default in (("per_day", 2), ("per_week", 4), ("per_month", 16))]
+        if all(type(v) is int for v in limits):
+            errors += limit_errors(*limits)
+    items = data.get("providers")
+    if isinstance(items, list) and "providers" not in invalid:
+        codes = {
+            i: item["provider"]
+            for i, item in enumerate(items)
+            if isinstance(item, dict) and isinstance(item.get("provider"), str)
+            and f"providers[{i}].provider" not in invalid and f"providers[{i}]" not in invalid
+        }  # fmt: skip
+        with session_scope() as session:
+            for i, code in codes.items():
+                if admin.provider_by_code(session, code) is None:
+                    errors.append(
+                        FieldError(
+                            f"providers[{i}].provider", FieldCode.UNKNOWN_PROVIDER, f"no provider {code!r}"
+                        )
+                    )
+    return errors
+
+
 def apply_links(
     session: Session, entity: LegalEntity, resolved: list[tuple[LinkItemIn, Provider]], *, replace: bool
 ) -> None:
@@ -278,7 +307,7 @@ def list_entities() -> Response:
 )
 def create_entity() -> Response:
     require_admin()
-    body = validate(EntityIn, json_object())
+    body = validate(EntityIn, json_object(), also=entity_later_checks)
     errors = limit_errors(body.fz.per_day, body.fz.per_week, body.fz.per_month)
     if errors:
         raise validation_error(errors)

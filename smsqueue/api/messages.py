@@ -169,6 +169,26 @@ def prepare(
     return ingest.Prepared(new, key), entity.code
 
 
+def later_checks(body: Any, invalid: set[str], who: Principal) -> list[FieldError]:
+    """The entity and provider checks of `prepare`, for a body whose other fields failed validation."""
+    if not isinstance(body, dict) or "legal_entity" in invalid:
+        return []
+    code = body.get("legal_entity")
+    if code is None and not who.is_admin and len(who.entity_ids) == 1:
+        code = directory.entity_code(next(iter(who.entity_ids)))
+    if code is None:
+        return [FieldError("legal_entity", FieldCode.REQUIRED, "name the legal entity")]
+    entity = directory.entity(code) if isinstance(code, str) else None
+    provider = body.get("provider")
+    if entity is None or not who.may_use(entity.id) or "provider" in invalid or not isinstance(provider, str):
+        return []  # an unknown or forbidden entity is its own answer (404, 403) once the fields are right
+    try:
+        resolve_provider(provider, entity)
+    except ApiError as exc:
+        return list(exc.errors or [])
+    return []
+
+
 def idempotency_key() -> str | None:
     key = request.headers.get("Idempotency-Key")
     if key is None:
@@ -205,7 +225,7 @@ def create_message() -> Response:
     who = principal()
     body = json_object()
     key = idempotency_key()
-    item = validate(MessageIn, body)
+    item = validate(MessageIn, body, also=lambda data, invalid: later_checks(data, invalid, who))
     prepared, entity_code = prepare(item, body, who, key)
     at = now()
     (result,) = ingest.store([prepared], at)
@@ -246,7 +266,9 @@ def create_batch() -> Response:
             p, _ = prepare(item, raw, who, item.idempotency_key)
             prepared.append((index, p))
         except ValidationError as exc:
-            results[index] = _item_error(index, 422, Code.VALIDATION_ERROR, errors=field_errors(exc))
+            errors = field_errors(exc)
+            errors += later_checks(raw, {e.field for e in errors}, who)
+            results[index] = _item_error(index, 422, Code.VALIDATION_ERROR, errors=errors)
         except ApiError as exc:
             results[index] = _item_error(index, exc.status, exc.code, exc.detail, exc.errors)
     stored = ingest.store([p for _, p in prepared], at) if prepared else []
