@@ -104,6 +104,11 @@ def json_body() -> Any:
     ):
         raise ApiError(415, Code.UNSUPPORTED_MEDIA_TYPE, "the body must be application/json")
     raw = request.get_data(cache=True)
+    if request.content_length is None and len(raw) >= MAX_BODY:
+        # A chunked body is cut at the limit rather than refused: reaching the limit means it was over.
+        raise ApiError(
+            413, Code.PAYLOAD_TOO_LARGE, f"the body is larger than {MAX_BODY // (1024 * 1024)} MiB"
+        )
     try:
         return json.loads(raw, parse_constant=_reject_constant)
     except (ValueError, UnicodeDecodeError, RecursionError):

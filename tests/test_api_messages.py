@@ -607,3 +607,26 @@ def test_a_422_lists_the_provider_too_when_other_fields_fail(client, headers):
     assert field_codes(batch["error"]) == {
         "to": "invalid_phone", "text": "too_short", "provider": "provider_not_allowed"
     }  # fmt: skip
+
+
+def test_an_oversized_chunked_body_is_413_too(app, headers):
+    import io
+
+    big = json.dumps({"to": PHONE, "text": "x" * (16 * 1024 * 1024 + 10)}).encode()
+    with app.test_client() as c:
+        r = c.post(
+            "/api/v1/messages",
+            input_stream=io.BytesIO(big),
+            headers={**headers, "Content-Type": "application/json", "Transfer-Encoding": "chunked"},
+            environ_overrides={"wsgi.input_terminated": True},
+        )
+    assert_problem(r, 413, "payload_too_large")
+    small = json.dumps({"to": PHONE, "text": "chunked"}).encode()
+    with app.test_client() as c:
+        r = c.post(
+            "/api/v1/messages",
+            input_stream=io.BytesIO(small),
+            headers={**headers, "Content-Type": "application/json", "Transfer-Encoding": "chunked"},
+            environ_overrides={"wsgi.input_terminated": True},
+        )
+    assert r.status_code == 202
