@@ -76,6 +76,7 @@ class Reason(StrEnum):
     VALID_UNTIL_PASSED = "valid_until_passed"
     SEND_AT = "send_at"
     RATE_LIMITED = "rate_limited"
+    TEXT_TOO_LONG = "text_too_long"  # longer than every provider that could take it accepts
     DISPATCHED = "dispatched"
 
 

@@ -174,6 +174,7 @@ def test_text_over_smsc_limit_is_refused_before_any_call(server: WireServer) -> 
         False,
         False,
     )
+    assert caught.value.reason == "text_too_long"  # ours, not dressed up as a provider's code
     assert server.requests == []
 
 

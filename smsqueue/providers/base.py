@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 
 import requests
 
-from smsqueue.statuses import Status, provider_error
+from smsqueue.statuses import Reason, Status, provider_error
 
 log = logging.getLogger(__name__)
 
@@ -188,6 +188,18 @@ class PermanentProviderError(ProviderError):
         super().__init__(message, code=code)
         self.number_problem = number_problem
         self.provider_wide = provider_wide
+
+
+class TextTooLong(PermanentProviderError):
+    """The text is longer than this provider takes (found by the client, before any call): another
+    provider may take it. Its reason is ours, `text_too_long`, not a provider's code."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"the provider takes at most {limit} characters", code="text_too_long")
+
+    @property
+    def reason(self) -> str:
+        return Reason.TEXT_TOO_LONG
 
 
 class LookupNotSupported(ProviderError):

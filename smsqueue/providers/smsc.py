@@ -97,6 +97,7 @@ from smsqueue.providers.base import (
     SendResult,
     StatusQuery,
     StatusUpdate,
+    TextTooLong,
     TransientProviderError,
 )
 from smsqueue.statuses import Status, provider_error
@@ -169,7 +170,7 @@ class SmscClient(ProviderClient):
                 "message ref outside SMSC's id range", code="ref_out_of_range", provider_wide=True
             )
         if len(sms.text) > MAX_TEXT:
-            raise PermanentProviderError(f"SMSC takes at most {MAX_TEXT} characters", code="text_too_long")
+            raise TextTooLong(MAX_TEXT)
         fields = {"phones": sms.to, "mes": sms.text, "id": str(sms.ref), "cost": "3"}
         if sms.sender:
             fields["sender"] = sms.sender
