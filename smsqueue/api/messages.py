@@ -251,7 +251,10 @@ def create_message() -> Response:
     tag=TAG,
     body=BatchIn,
     responses={200: BatchOut, **ERRORS},
-    description="Valid items are stored together; invalid ones are reported per item and not stored.",
+    description="Valid items are stored together; invalid ones are reported per item and not stored: an "
+    "item's `error` is a problem with `status` 422 (invalid fields), 404 (unknown entity), 403 (an entity "
+    "this key may not act for) or 409 (an `idempotency_key` used before with another body). An item that "
+    "repeats an earlier one's `idempotency_key` and body answers that message's id with `replayed: true`.",
 )
 def create_batch() -> Response:
     who = principal()
