@@ -282,6 +282,7 @@ class BatchResultOut(BaseModel):
     index: int
     id: str | None = None
     status: Status | None = None
+    replayed: bool | None = Field(None, description="Present (true) when an idempotency_key replayed.")
     error: ProblemOut | None = None
 
 
