@@ -11,16 +11,16 @@ from collections import defaultdict
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, func, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from smsqueue.clock import now
 from smsqueue.config import settings
 from smsqueue.db import transaction
-from smsqueue.messages import messages_t, transition
+from smsqueue.messages import messages_t, transition_each, transition_many
 from smsqueue.models import Provider
 from smsqueue.providers.base import ProviderError, StatusQuery, StatusUpdate
 from smsqueue.providers.configs import client_of
-from smsqueue.sending import apply_status
 from smsqueue.statuses import Reason, Status
 
 log = logging.getLogger(__name__)
@@ -63,8 +63,7 @@ def poll_due(limit: int = BATCH) -> int:
             answers.update(_ask(provider, group))
     at = now()
     with transaction() as conn:
-        for r in rows:
-            _record(conn, r, answers.get(r.pk), at)
+        _record_all(conn, rows, answers, at)
     return len(rows)
 
 
@@ -92,40 +91,78 @@ def _ask(provider: Any, rows: list[Any]) -> dict[int, StatusUpdate]:
     return out
 
 
-def _record(conn: Any, row: Any, answer: StatusUpdate | None, at: datetime) -> None:
-    moved = (
-        answer is not None
-        and answer.status is not None
-        and apply_status(
-            conn,
-            row.pk,
-            answer.status,
-            answer.reason,
-            at,
-            provider_status=answer.provider_status,
-            source="poll",
-        )
+def _record_all(conn: Any, rows: list[Any], answers: dict[int, StatusUpdate], at: datetime) -> None:
+    """What the polls found, a few statements for the whole batch: final statuses by kind, the timed
+    out, and the next check time of the rest."""
+    finals: dict[tuple[Status, str | None], list[tuple[int, dict[str, Any], dict[str, Any]]]] = defaultdict(
+        list
     )
-    if moved:
-        return
-    if row.sent_at is not None and at - row.sent_at >= timedelta(seconds=settings().status_timeout):
-        transition(
+    for r in rows:
+        answer = answers.get(r.pk)
+        if answer is not None and answer.status in REPORTABLE:
+            detail = {
+                "source": "poll",
+                **({"provider_status": answer.provider_status} if answer.provider_status else {}),
+            }
+            finals[(answer.status, answer.reason)].append((r.pk, {}, detail))
+    moved: set[int] = set()
+    for (status, reason), items in finals.items():
+        done = transition_each(
             conn,
-            row.pk,
-            Status.UNDELIVERED,
-            reason=Reason.STATUS_TIMEOUT,
-            expected={Status.SENT},
+            items,
+            status,
+            reason=reason,
+            expected={Status.SENT, Status.SENDING},
             at=at,
-            values={"next_status_check_at": None},
+            values={"next_status_check_at": None, "next_attempt_at": None},
         )
+        moved.update(mv.pk for mv in done)
+    timeout = timedelta(seconds=settings().status_timeout)
+    waiting = [r for r in rows if r.pk not in moved]
+    timed_out = [r.pk for r in waiting if r.sent_at is not None and at - r.sent_at >= timeout]
+    transition_many(
+        conn,
+        timed_out,
+        Status.UNDELIVERED,
+        reason=Reason.STATUS_TIMEOUT,
+        expected={Status.SENT},
+        at=at,
+        values={"next_status_check_at": None},
+    )
+    later = [r for r in waiting if r.pk not in set(timed_out)]
+    _reschedule(conn, [(r.pk, _next_check(r, at, timeout)) for r in later])
+
+
+REPORTABLE = frozenset({Status.DELIVERED, Status.UNDELIVERED, Status.FAILED})
+
+
+def _next_check(row: Any, at: datetime, timeout: timedelta) -> datetime:
+    delay = timedelta(seconds=next_check_delay(row.status_checks + 1))
+    return min(at + delay, (row.sent_at or at) + timeout)
+
+
+def _reschedule(conn: Any, items: list[tuple[int, datetime]]) -> None:
+    """Set each still-`sent` message's next check, one statement on PostgreSQL."""
+    if not items:
         return
-    delay = next_check_delay(row.status_checks + 1)
-    deadline = (row.sent_at or at) + timedelta(seconds=settings().status_timeout)
+    if conn.dialect.name != "postgresql":
+        for pk, when in items:
+            conn.execute(
+                update(messages_t)
+                .where(m.pk == pk, m.status == Status.SENT.value)
+                .values(next_status_check_at=when, status_checks=m.status_checks + 1)
+            )
+        return
+    joined = (
+        func.unnest(
+            bindparam("pks", [pk for pk, _ in items], type_=ARRAY(m.pk.type)),
+            bindparam("whens", [when for _, when in items], type_=ARRAY(m.next_status_check_at.type)),
+        )
+        .table_valued("pk", "due")
+        .render_derived(name="v")
+    )
     conn.execute(
         update(messages_t)
-        .where(m.pk == row.pk, m.status == Status.SENT.value)
-        .values(
-            next_status_check_at=min(at + timedelta(seconds=delay), deadline),
-            status_checks=m.status_checks + 1,
-        )
+        .where(m.pk == joined.c.pk, m.status == Status.SENT.value)
+        .values(next_status_check_at=joined.c.due, status_checks=m.status_checks + 1)
     )
