@@ -103,38 +103,61 @@ def transaction() -> Iterator[Connection]:
         yield conn
 
 
+_raw = threading.local()
+
+
+def _thread_connection(engine: Engine) -> Any:
+    """This thread's own DB-API connection for raw transactions, taken once from the engine's pool and
+    detached from it (so its connect-time settings apply): the pool's check-out and check-in cost more
+    than the hot statement they would wrap."""
+    dbapi = getattr(_raw, "connection", None)
+    if dbapi is not None and (_raw.pid != os.getpid() or _raw.engine is not engine or dbapi.closed):
+        _drop_thread_connection()
+        dbapi = None
+    if dbapi is None:
+        fairy = engine.raw_connection()
+        fairy.detach()
+        dbapi = fairy.dbapi_connection
+        _raw.connection, _raw.pid, _raw.engine = dbapi, os.getpid(), engine
+    return dbapi
+
+
+def _drop_thread_connection() -> None:
+    dbapi = getattr(_raw, "connection", None)
+    _raw.connection = None
+    if dbapi is not None and getattr(_raw, "pid", None) == os.getpid():
+        with suppress(Exception):
+            dbapi.close()
+
+
 @contextmanager
 def raw_transaction() -> Iterator[Any]:
-    """A DB-API cursor in a transaction on a pooled connection, for the few hot statements where
-    SQLAlchemy's machinery costs more than the statement. Driver errors come out as SQLAlchemy's (so
-    the API's handlers and retries see the usual types), and a connection found dead is discarded."""
+    """A DB-API cursor in a transaction, for the few hot statements where SQLAlchemy's machinery costs
+    more than the statement (accepting a message). PostgreSQL only. Driver errors come out as
+    SQLAlchemy's (so the API's handlers and retries see the usual types), and a connection found dead
+    is dropped (the next transaction opens a new one)."""
     from sqlalchemy import exc
 
     engine = get_engine()
-    raw = engine.raw_connection()
-    dbapi = engine.dialect.loaded_dbapi
+    dbapi_module = engine.dialect.loaded_dbapi
+    connection = _thread_connection(engine)
     try:
-        cursor = raw.cursor()
-        try:
+        with connection.cursor() as cursor:
             yield cursor
-        finally:
-            cursor.close()
-        raw.commit()
-    except dbapi.Error as error:
+        connection.commit()
+    except dbapi_module.Error as error:
         with suppress(Exception):
-            raw.rollback()
-        gone = bool(getattr(raw.dbapi_connection, "closed", False)) or engine.dialect.is_disconnect(
-            error, raw.dbapi_connection, None
-        )
+            connection.rollback()
+        gone = bool(connection.closed) or engine.dialect.is_disconnect(error, connection, None)
         if gone:
-            raw.invalidate()
-        raise exc.DBAPIError.instance(None, None, error, dbapi.Error, connection_invalidated=gone) from error
+            _drop_thread_connection()
+        raise exc.DBAPIError.instance(
+            None, None, error, dbapi_module.Error, connection_invalidated=gone
+        ) from error
     except BaseException:
         with suppress(Exception):
-            raw.rollback()
+            connection.rollback()
         raise
-    finally:
-        raw.close()
 
 
 @contextmanager

@@ -237,8 +237,8 @@ def create_message() -> Response:
     else:
         if result.status is Status.QUEUED:
             ring_soon([result.pk])
-        response = jsonify(render_new(prepared.new, result.status, entity_code, at))
-        response.status_code = 202
+        body_out = json.dumps(render_new(prepared.new, result.status, entity_code, at), ensure_ascii=False)
+        response = Response(body_out, status=202, mimetype="application/json")
     response.headers["Location"] = f"/api/v1/messages/{result.id}"
     return response
 
