@@ -104,6 +104,16 @@ def transaction() -> Iterator[Connection]:
 
 
 _raw = threading.local()
+# Statements prepared on every raw connection as it is opened: parsed and planned once per connection,
+# not per request (for the hot insert, that is a quarter of the database's work).
+PREPARED: dict[str, str] = {}
+
+
+def prepare(name: str, sql: str) -> str:
+    """Register a statement to prepare on raw connections (PostgreSQL `PREPARE name AS sql`); returns the
+    name, for `EXECUTE name (...)`."""
+    PREPARED[name] = sql
+    return name
 
 
 def _thread_connection(engine: Engine) -> Any:
@@ -119,6 +129,10 @@ def _thread_connection(engine: Engine) -> Any:
         fairy.detach()
         dbapi = fairy.dbapi_connection
         _raw.connection, _raw.pid, _raw.engine = dbapi, os.getpid(), engine
+        with dbapi.cursor() as cursor:
+            for name, sql in PREPARED.items():
+                cursor.execute(f"PREPARE {name} AS {sql}")
+        dbapi.commit()
     return dbapi
 
 
@@ -140,7 +154,13 @@ def raw_transaction() -> Iterator[Any]:
 
     engine = get_engine()
     dbapi_module = engine.dialect.loaded_dbapi
-    connection = _thread_connection(engine)
+    try:
+        connection = _thread_connection(engine)
+    except dbapi_module.Error as error:  # preparing the statements on a new connection failed
+        _drop_thread_connection()
+        raise exc.DBAPIError.instance(
+            None, None, error, dbapi_module.Error, connection_invalidated=True
+        ) from error
     try:
         with connection.cursor() as cursor:
             yield cursor

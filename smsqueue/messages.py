@@ -16,6 +16,7 @@ from sqlalchemy import Connection, bindparam, func, insert, select, update
 from sqlalchemy.dialects.postgresql import ARRAY
 
 from smsqueue.clock import now as clock_now
+from smsqueue.db import prepare
 from smsqueue.models import Message, MessageEvent
 from smsqueue.statuses import CANCELABLE, FINAL, Reason, Status, sources_of
 
@@ -176,12 +177,31 @@ def _values(cursor: Any, rows: list[dict[str, Any]]) -> str:
     ).decode()
 
 
+_INSERT_ONE = prepare(
+    "smsqueue_insert_message",
+    _INSERT_PG.replace(
+        "%s",
+        "("
+        + ", ".join(f"${i}" + ("::uuid" if c == "id" else "") for i, c in enumerate(_MESSAGE_COLUMNS, 1))
+        + ")",
+        1,
+    ),
+)
+_EXECUTE_ONE = f"EXECUTE {_INSERT_ONE} ({', '.join(['%s'] * len(_MESSAGE_COLUMNS))})"
+
+
 def insert_messages_raw(cursor: Any, items: Sequence[NewMessage], at: datetime) -> list[Moved]:
-    """`insert_messages` on PostgreSQL through a DB-API cursor (see db.raw_transaction)."""
+    """`insert_messages` on PostgreSQL through a DB-API cursor (see db.raw_transaction): one message
+    through the statement prepared on the connection, several in one multi-row statement."""
     if not items:
         return []
     rows, statuses = _rows(items, at)
-    cursor.execute(_INSERT_PG.replace("%s", _values(cursor, rows).replace("%", "%%"), 1), ())
+    if len(rows) == 1:
+        cursor.execute(
+            _EXECUTE_ONE, tuple(str(rows[0]["id"]) if c == "id" else rows[0][c] for c in _MESSAGE_COLUMNS)
+        )
+    else:
+        cursor.execute(_INSERT_PG.replace("%s", _values(cursor, rows).replace("%", "%%"), 1), ())
     pks = {ident: pk for pk, ident in cursor.fetchall()}
     return [
         Moved(pks[str(item.id)], item.id, 1, status) for status, item in zip(statuses, items, strict=True)

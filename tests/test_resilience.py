@@ -143,12 +143,14 @@ def test_postgresql_unreachable_is_503_and_nothing_half_written(client, factory,
     assert r.json["code"] == "unavailable" and r.headers["Retry-After"]
     assert client.get("/readyz").status_code == 503
 
-    # Connection lost in the middle of the transaction: after the message row, before its event row.
+    # Connection lost in the middle of the transaction, as the insert goes out (the message and its event
+    # row are one statement: none or both).
     proxied_database.restore()
-    proxied_database.drop_on = b"INSERT INTO message_events"
+    proxied_database.drop_on = b"EXECUTE smsqueue_insert_message"
     r = client.post("/api/v1/messages", json={"to": "+79161234567", "text": "half"}, headers=headers)
     assert r.status_code == 503 and r.json["code"] == "unavailable"
     assert proxied_database.dropped == 1
+    proxied_database.drop_on = b"INSERT INTO message_events"
     batch = {"messages": [{"to": "+79161234567", "text": f"batch {i}"} for i in range(5)]}
     assert client.post("/api/v1/messages/batch", json=batch, headers=headers).status_code == 503
 
