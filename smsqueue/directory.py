@@ -33,7 +33,6 @@ class Snapshot:
     by_code: dict[str, EntityInfo]
     entity_codes: dict[int, str]
     provider_codes: dict[int, str]
-    provider_ids: dict[str, int]
 
 
 _lock = threading.Lock()
@@ -66,7 +65,6 @@ def _load() -> Snapshot:
         by_code=by_code,
         entity_codes={info.id: info.code for info in by_code.values()},
         provider_codes=provider_codes,
-        provider_ids={code: pid for pid, code in provider_codes.items()},
     )
 
 
@@ -115,10 +113,6 @@ def provider_code(provider_id: int | None) -> str | None:
         return None
     code = snapshot().provider_codes.get(provider_id)
     return code if code is not None else _fresh_after_miss().provider_codes.get(provider_id)
-
-
-def provider_id(code: str) -> int | None:
-    return snapshot().provider_ids.get(code)
 
 
 def invalidate() -> None:

@@ -18,7 +18,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from smsqueue.clock import now as clock_now
 from smsqueue.db import prepare
 from smsqueue.models import Message, MessageEvent
-from smsqueue.statuses import CANCELABLE, FINAL, Reason, Status, sources_of
+from smsqueue.statuses import CANCELABLE, Reason, Status, sources_of
 
 messages_t = Message.__table__
 events_t = MessageEvent.__table__
@@ -394,7 +394,3 @@ def events_of(conn: Connection, pks: Sequence[int]) -> dict[int, list[dict[str, 
     for r in rows:
         out[r.message_pk].append({"seq": r.seq, "status": r.status, "reason": r.reason, "at": r.at})
     return out
-
-
-def is_final(status: str | Status) -> bool:
-    return Status(status) in FINAL

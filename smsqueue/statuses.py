@@ -68,16 +68,11 @@ class Reason(StrEnum):
     ENTITY_INACTIVE = "entity_inactive"
     PROVIDER_NOT_ALLOWED = "provider_not_allowed"
     NO_PROVIDER_AVAILABLE = "no_provider_available"
-    INVALID_NUMBER = "invalid_number"
     RETRIES_EXHAUSTED = "retries_exhausted"
     UNKNOWN_OUTCOME = "unknown_outcome"
     STATUS_TIMEOUT = "status_timeout"
     CANCELED_BY_CLIENT = "canceled_by_client"
-    VALID_UNTIL_PASSED = "valid_until_passed"
-    SEND_AT = "send_at"
-    RATE_LIMITED = "rate_limited"
     TEXT_TOO_LONG = "text_too_long"  # longer than every provider that could take it accepts
-    DISPATCHED = "dispatched"
 
 
 def provider_error(code: str | int) -> str:
