@@ -84,6 +84,7 @@ def render(row: Any, events: list[dict[str, Any]] | None = None) -> dict[str, An
 
 def render_new(new: NewMessage, status: Status, entity_code: str, at: datetime) -> dict[str, Any]:
     """A message just stored, from what was stored: no second query."""
+    stamp = iso(at)
     return {
         "id": str(new.id),
         "legal_entity": entity_code,
@@ -96,14 +97,14 @@ def render_new(new: NewMessage, status: Status, entity_code: str, at: datetime) 
         "provider_message_id": None,
         "segments": new.segments,
         "encoding": new.encoding,
-        "send_at": iso(new.send_at),
-        "valid_until": iso(new.valid_until),
+        "send_at": iso(new.send_at) if new.send_at else None,
+        "valid_until": iso(new.valid_until) if new.valid_until else None,
         "recipient_timezone": new.recipient_timezone,
         "callback_url": new.callback_url,
         "reference": new.reference,
-        "created_at": iso(at),
-        "updated_at": iso(at),
-        "events": [{"status": status.value, "at": iso(at), "reason": None}],
+        "created_at": stamp,
+        "updated_at": stamp,
+        "events": [{"status": status.value, "at": stamp, "reason": None}],
     }
 
 
@@ -237,8 +238,10 @@ def create_message() -> Response:
     else:
         if result.status is Status.QUEUED:
             ring_soon([result.pk])
-        body_out = json.dumps(render_new(prepared.new, result.status, entity_code, at), ensure_ascii=False)
-        response = Response(body_out, status=202, mimetype="application/json")
+        rendered = render_new(prepared.new, result.status, entity_code, at)
+        response = Response(json.dumps(rendered, ensure_ascii=False), status=202, mimetype="application/json")
+        response.headers["Location"] = f"/api/v1/messages/{rendered['id']}"
+        return response
     response.headers["Location"] = f"/api/v1/messages/{result.id}"
     return response
 

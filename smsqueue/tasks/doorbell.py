@@ -106,6 +106,12 @@ _doorbell: RedisDoorbell | None = None
 _doorbell_pid: int | None = None
 
 
+def _send_task() -> Any:
+    from smsqueue.tasks.send import send_messages  # here: that module imports this one
+
+    return send_messages
+
+
 def _fast_doorbell() -> RedisDoorbell | None:
     global _doorbell, _doorbell_pid
     s = settings()
@@ -119,8 +125,6 @@ def _fast_doorbell() -> RedisDoorbell | None:
 def ring_send(pks: Sequence[int], countdown: float = 0.0) -> bool:
     """Publish send tasks for these messages, in batches. False if the broker could not be reached."""
     global _broken_until
-    from smsqueue.tasks.send import send_messages
-
     if not pks:
         return True
     if time.monotonic() < _broken_until:
@@ -133,14 +137,13 @@ def ring_send(pks: Sequence[int], countdown: float = 0.0) -> bool:
             if fast is not None:
                 fast.publish(chunks[i:])
                 break
-            send_messages.apply_async(
+            _send_task().apply_async(
                 (chunk,), queue=Queues.SEND, routing_key=Queues.SEND, countdown=countdown or None, retry=False
             )
         except Exception as exc:
             _broken_until = time.monotonic() + BREAKER_SECONDS
-            log.warning(
-                "could not publish %d message(s); the sweep will: %s", len(pks) - i, type(exc).__name__
-            )
+            left = sum(len(c) for c in chunks[i:])
+            log.warning("could not publish %d message(s); the sweep will: %s", left, type(exc).__name__)
             return False
     return True
 
