@@ -108,7 +108,11 @@ class MessageIn(Strict):
     legal_entity: str | None = Field(
         None, max_length=64, description="Entity code; may be left out when the key is bound to one entity."
     )
-    to: str = Field(max_length=64, description="Recipient; any common form, stored as E.164 (region RU).")
+    to: str = Field(
+        max_length=64,
+        description="Recipient; any common form (+79161234567, 89161234567, 8 (916) 123-45-67), stored as "
+        "E.164. Russian numbers only (the service sends under Russian law): others are invalid_phone.",
+    )
     text: str = Field(description=f"1 to {MAX_TEXT} characters.")
     sender: str | None = Field(None, description="Sender name; default from the entity's provider link.")
     provider: str | None = Field(
