@@ -11,7 +11,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
-from smsqueue.api.schemas import MessageIn, Strict, Timestamp, check_timezone, check_url
+from smsqueue.api.schemas import CallbackUrl, IanaZone, MessageIn, Strict, Timestamp
 from smsqueue.errors import FieldCode
 from smsqueue.rules.inn import is_valid_inn
 from smsqueue.rules.windows import WindowError, parse_hhmm
@@ -215,30 +215,20 @@ class _EntityFields(Strict):
         None, description="10 digits (an organisation) or 12 (an individual entrepreneur), checksum included."
     )
     active: bool | None = Field(None, strict=True)
-    timezone: str | None = Field(None, max_length=64, description="IANA zone, e.g. Europe/Moscow.")
-    callback_url: str | None = Field(None, max_length=2048, description="Default status webhook URL.")
+    timezone: IanaZone | None = Field(None, description="IANA zone, e.g. Europe/Moscow.")
+    callback_url: CallbackUrl | None = Field(None, description="Default status webhook URL.")
 
     @field_validator("inn")
     @classmethod
     def _inn(cls, value: str | None) -> str | None:
         return check_inn(value)
 
-    @field_validator("timezone")
-    @classmethod
-    def _tz(cls, value: str | None) -> str | None:
-        return check_timezone(value)
-
-    @field_validator("callback_url")
-    @classmethod
-    def _callback(cls, value: str | None) -> str | None:
-        return check_url(value)
-
 
 class EntityIn(_EntityFields):
     code: str = Field(max_length=64, description=f"Unique; {CODE_PATTERN}. Cannot change.")
     name: str | None = Field(None, min_length=1, max_length=300, description="Default: the code.")
     active: bool = Field(True, strict=True)
-    timezone: str = Field(DEFAULT_TIMEZONE, max_length=64, description="IANA zone of the entity.")
+    timezone: IanaZone = Field(DEFAULT_TIMEZONE, description="IANA zone of the entity.")
     send_window: SendWindowIn = Field(
         default_factory=lambda: SendWindowIn(**{"from": "09:00", "to": "21:00"})
     )
@@ -286,19 +276,14 @@ class EntityListQuery(Strict):
 class CheckQuery(Strict):
     to: str = Field(max_length=64, description="Recipient number, any common form.")
     at: Timestamp | None = Field(None, description="The moment to judge; default now. Past or future.")
-    recipient_timezone: str | None = Field(
-        None, max_length=64, description="IANA zone of the recipient (else the number's, else the entity's)."
+    recipient_timezone: IanaZone | None = Field(
+        None, description="IANA zone of the recipient (else the number's, else the entity's)."
     )
 
     @field_validator("to")
     @classmethod
     def _to(cls, value: str) -> str:
         return MessageIn._to(value)
-
-    @field_validator("recipient_timezone")
-    @classmethod
-    def _tz(cls, value: str | None) -> str | None:
-        return check_timezone(value)
 
 
 # --- out ----------------------------------------------------------------------------------------------

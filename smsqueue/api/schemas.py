@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 from zoneinfo import available_timezones
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -64,9 +65,6 @@ def check_timezone(value: str | None) -> str | None:
     return value
 
 
-TimeZoneName = Annotated[str, Field(max_length=64, examples=["Europe/Moscow"])]
-
-
 def check_url(value: str | None) -> str | None:
     if value is None:
         return None
@@ -75,6 +73,11 @@ def check_url(value: str | None) -> str | None:
     except UrlError as exc:
         code = FieldCode.CALLBACK_URL_NOT_ALLOWED if exc.code == "callback_url_not_allowed" else exc.code
         raise PydanticCustomError(str(code), str(exc)) from None
+
+
+# Field types shared by the request models, each with its check.
+IanaZone = Annotated[str, Field(max_length=64, examples=["Europe/Moscow"]), AfterValidator(check_timezone)]
+CallbackUrl = Annotated[str, Field(max_length=2048), AfterValidator(check_url)]
 
 
 def _has_nul(value: Any) -> bool:
@@ -120,8 +123,8 @@ class MessageIn(Strict):
     )
     send_at: Timestamp | None = Field(None, description="Not before this time; at most 30 days ahead.")
     valid_until: Timestamp | None = Field(None, description="After this, an unsent message becomes expired.")
-    recipient_timezone: TimeZoneName | None = Field(None, description="IANA zone of the recipient.")
-    callback_url: str | None = Field(None, max_length=2048, description="http(s) URL for status webhooks.")
+    recipient_timezone: IanaZone | None = Field(None, description="IANA zone of the recipient.")
+    callback_url: CallbackUrl | None = Field(None, description="http(s) URL for status webhooks.")
     reference: str | None = Field(
         None, max_length=128, description="The caller's own id, echoed in webhooks."
     )
@@ -160,16 +163,6 @@ class MessageIn(Strict):
         raise PydanticCustomError(
             FieldCode.INVALID_SENDER, "1-11 Latin letters, digits or ' ._-&', or up to 15 digits"
         )
-
-    @field_validator("recipient_timezone")
-    @classmethod
-    def _tz(cls, value: str | None) -> str | None:
-        return check_timezone(value)
-
-    @field_validator("callback_url")
-    @classmethod
-    def _callback(cls, value: str | None) -> str | None:
-        return check_url(value)
 
     @field_validator("send_at")
     @classmethod
