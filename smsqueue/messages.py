@@ -18,7 +18,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from smsqueue.clock import now as clock_now
 from smsqueue.db import prepare
 from smsqueue.models import Message, MessageEvent
-from smsqueue.statuses import CANCELABLE, Reason, Status, sources_of
+from smsqueue.statuses import CANCELABLE, Reason, Status, WebhookState, sources_of
 
 messages_t = Message.__table__
 events_t = MessageEvent.__table__
@@ -83,7 +83,7 @@ def _event_row(
         "reason": reason,
         "at": at,
         "detail": dict(detail) if detail else None,
-        "webhook_state": "pending" if webhook else None,
+        "webhook_state": WebhookState.PENDING.value if webhook else None,
         "webhook_next_at": at if webhook else None,
         "webhook_attempts": 0,
     }
@@ -163,7 +163,7 @@ _INSERT_PG = (
     "RETURNING pk, id, status, callback_url, created_at), "
     "e AS (INSERT INTO message_events (message_pk, seq, status, reason, at, detail, webhook_state, "
     "webhook_next_at, webhook_attempts) SELECT pk, 1, status, NULL, created_at, NULL, "
-    "CASE WHEN callback_url IS NULL THEN NULL ELSE 'pending' END, "
+    f"CASE WHEN callback_url IS NULL THEN NULL ELSE '{WebhookState.PENDING.value}' END, "
     "CASE WHEN callback_url IS NULL THEN NULL ELSE created_at END, 0 FROM m) "
     "SELECT pk, id::text FROM m"
 )

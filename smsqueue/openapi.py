@@ -297,7 +297,7 @@ def _operation(op: Operation, schemas: Schemas) -> dict[str, Any]:
 
 
 def _wanted(operations: Sequence[Operation]) -> list[tuple[type[BaseModel], JsonSchemaMode]]:
-    from smsqueue.webhooks import WebhookEvent
+    from smsqueue.webhooks.payload import WebhookEvent
 
     wanted: list[tuple[type[BaseModel], JsonSchemaMode]] = [
         (_problem_model(), "serialization"),
@@ -315,7 +315,8 @@ def _wanted(operations: Sequence[Operation]) -> list[tuple[type[BaseModel], Json
 
 
 def _webhooks(schemas: Schemas) -> dict[str, Any]:
-    from smsqueue.webhooks import PREVIOUS_SIGNATURE_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, WebhookEvent
+    from smsqueue.webhooks.payload import WebhookEvent
+    from smsqueue.webhooks.signing import PREVIOUS_SIGNATURE_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER
 
     header = {"type": "string"}
     return {

@@ -25,3 +25,8 @@ ROUTES: dict[str, str] = {
     "smsqueue.reconcile_sending": Queues.PERIODIC,
     "smsqueue.purge_counters": Queues.PERIODIC,
 }
+
+
+# --- webhook task names (smsqueue.tasks.webhooks) --------------------------------------------------------
+SWEEP_WEBHOOKS = "smsqueue.sweep_webhooks"
+DELIVER_WEBHOOKS = "smsqueue.deliver_webhooks"

@@ -78,3 +78,12 @@ class Reason(StrEnum):
 def provider_error(code: str | int) -> str:
     """The reason for an answer of the provider's own: `provider_error:<its code>`."""
     return f"provider_error:{code}"
+
+
+class WebhookState(StrEnum):
+    """Where a status change stands in the webhook outbox (`message_events.webhook_state`; null when the
+    message has no callback URL)."""
+
+    PENDING = "pending"  # to be posted (or being posted, or waiting for its retry)
+    DELIVERED = "delivered"  # the receiver answered 2xx
+    FAILED = "failed"  # given up

@@ -21,13 +21,20 @@ from typing import Any
 import pytest
 from sqlalchemy import select, update
 
-from smsqueue import webhooks
 from smsqueue.clock import now
 from smsqueue.config import settings
 from smsqueue.db import transaction
 from smsqueue.messages import NewMessage, events_t, insert_messages, transition
 from smsqueue.models.webhooks import WebhookAttempt, WebhookReceiver
 from smsqueue.statuses import Status
+from smsqueue.tasks import webhooks as webhook_tasks
+from smsqueue.tasks.celery_app import app
+from smsqueue.webhooks import delivery, outbox
+from smsqueue.webhooks.attempts import LOST
+from smsqueue.webhooks.backoff import retry_delay
+from smsqueue.webhooks.payload import WebhookEvent, body_of
+from smsqueue.webhooks.signing import sign, signed_headers
+from smsqueue.webhooks.transport import INVALID_ORIGIN, origin_of, retry_after_seconds
 
 # --- a receiver on loopback ---------------------------------------------------------------------------
 
@@ -177,17 +184,13 @@ def advance(pk: int, *path: Status) -> None:
             assert transition(conn, pk, dst, expected={src}) is not None
 
 
-def inline(claims: list[webhooks.Claim]) -> None:
-    """Publish as the worker would run it: one delivery per receiver."""
-    groups: dict[str, list[int]] = {}
-    for c in claims:
-        groups.setdefault(c.origin, []).append(c.attempt_id)
-    for ids in groups.values():
-        webhooks.deliver(ids)
-
-
 def sweep() -> int:
-    return webhooks.sweep(publish=inline)
+    """The sweep, each receiver's claims delivered here as the worker would run its task."""
+    claimed = 0
+    for _, attempt_ids in outbox.deliveries_due():
+        claimed += len(attempt_ids)
+        delivery.deliver(attempt_ids)
+    return claimed
 
 
 def sweep_until(condition: Callable[[], Any], timeout: float = 15.0) -> Any:
@@ -222,7 +225,7 @@ def attempts(client: Any, factory: Any, mid: str) -> list[dict[str, Any]]:
 
 def test_body_is_exactly_the_contract_and_the_signature_is_hmac_of_timestamp_dot_body():
     at = now().replace(microsecond=123000)
-    body = webhooks.body_of(uuid.UUID(int=1), "acme", None, "sent", None, at, 3)
+    body = body_of(uuid.UUID(int=1), "acme", None, "sent", None, at, 3)
     assert list(json.loads(body)) == [
         "event",
         "id",
@@ -238,32 +241,32 @@ def test_body_is_exactly_the_contract_and_the_signature_is_hmac_of_timestamp_dot
         "reference": None, "status": "sent", "reason": None,
         "at": at.strftime("%Y-%m-%dT%H:%M:%S.123Z"), "sequence": 3,
     }  # fmt: skip
-    webhooks.WebhookEvent.model_validate_json(body)
-    headers = webhooks.signed_headers("whsec_a", None, body, 1700000000)
+    WebhookEvent.model_validate_json(body)
+    headers = signed_headers("whsec_a", None, body, 1700000000)
     expected = hmac.new(b"whsec_a", b"1700000000." + body, hashlib.sha256).hexdigest()
     assert headers["X-Smsqueue-Signature"] == f"sha256={expected}"
     assert headers["X-Smsqueue-Timestamp"] == "1700000000"
     assert headers["Content-Type"] == "application/json"
     assert "X-Smsqueue-Signature-Previous" not in headers
-    both = webhooks.signed_headers("whsec_b", "whsec_a", body, 1700000000)
+    both = signed_headers("whsec_b", "whsec_a", body, 1700000000)
     assert both["X-Smsqueue-Signature-Previous"] == f"sha256={expected}"
 
 
 def test_backoff_grows_exponentially_with_jitter_and_covers_a_day():
     s = settings()
-    delays = [webhooks.retry_delay(n, s) for n in range(1, 12)]
+    delays = [retry_delay(n, s) for n in range(1, 12)]
     for n, d in enumerate(delays, start=1):
         cap = min(s.webhook_retry_max, s.webhook_retry_base * 2 ** (n - 1))
         assert cap * 0.5 <= d <= cap
     assert s.webhook_retry_for >= 24 * 3600  # the default: at least a day
-    assert webhooks.retry_after_seconds("120") == 120
-    assert 55 <= webhooks.retry_after_seconds(
+    assert retry_after_seconds("120") == 120
+    assert 55 <= retry_after_seconds(
         (now() + timedelta(seconds=60)).strftime("%a, %d %b %Y %H:%M:%S GMT")
     ) <= 60  # fmt: skip
-    assert webhooks.retry_after_seconds("soon") is None
-    assert webhooks.origin_of("https://Example.COM/x?y") == "https://example.com:443"
-    assert webhooks.origin_of("http://[::1]:81/") == "http://[::1]:81"
-    assert webhooks.origin_of("ftp://x/") == webhooks.INVALID_ORIGIN
+    assert retry_after_seconds("soon") is None
+    assert origin_of("https://Example.COM/x?y") == "https://example.com:443"
+    assert origin_of("http://[::1]:81/") == "http://[::1]:81"
+    assert origin_of("ftp://x/") == INVALID_ORIGIN
 
 
 # --- delivery -----------------------------------------------------------------------------------------
@@ -497,34 +500,36 @@ def test_a_lost_worker_is_recorded_and_the_event_delivered_again(client, factory
     receiver = receivers()
     entity = factory.entity()
     pk, mid = message(entity, receiver.url)
-    claims = webhooks.claim().claims  # a worker took it ...
+    claims = outbox.claim().claims  # a worker took it ...
     assert len(claims) == 1
-    assert webhooks.claim().claims == []  # (not due while leased)
+    assert outbox.claim().claims == []  # (not due while leased)
     if died == "while posting":
-        assert len(webhooks.start([claims[0].attempt_id])) == 1
+        assert len(delivery.start([claims[0].attempt_id])) == 1
     expire_leases(pk)  # ... and died: its lease runs out
     sweep()
     assert len(receiver.received) == 1
     items = [(i["attempt"], i["status_code"], i["error"]) for i in attempts(client, factory, mid)]
     if died == "while posting":  # the POST may have gone out: recorded as lost, then a second attempt
-        assert items == [(1, None, webhooks.LOST), (2, 200, None)]
+        assert items == [(1, None, LOST), (2, 200, None)]
     else:  # nothing was sent: nothing to record
         assert items == [(1, 200, None)]
     assert receiver.received[0].json["sequence"] == 1
     # The dead worker's task, run late, finds its claim gone and posts nothing.
-    webhooks.deliver([claims[0].attempt_id])
+    delivery.deliver([claims[0].attempt_id])
     assert len(receiver.received) == 1
 
 
-def test_a_failed_publish_releases_its_claims(client, factory, receivers):
+def test_a_failed_publish_releases_its_claims(client, factory, receivers, monkeypatch):
     receiver = receivers()
     entity = factory.entity()
     pk, mid = message(entity, receiver.url)
 
-    def broken(claims: list[webhooks.Claim]) -> None:
-        webhooks.release_claims([c.attempt_id for c in claims])
+    def broken(*args: Any, **options: Any) -> None:
+        raise ConnectionError("the broker is down")
 
-    assert webhooks.sweep(publish=broken) == 1
+    with monkeypatch.context() as patched:
+        patched.setattr(app, "send_task", broken)
+        assert webhook_tasks.sweep_webhooks() == 1  # the sweep task, run here: claimed one, gave it back
     assert states(pk) == [(1, "pending", 0)]
     assert attempts(client, factory, mid) == []
     sweep()
@@ -537,9 +542,9 @@ def test_a_hanging_receiver_does_not_delay_another_receivers_events(client, fact
     healthy = receivers()
     entity = factory.entity()
     stuck, _ = message(entity, hanging.url)
-    result = webhooks.claim()
+    result = outbox.claim()
     assert len(result.claims) == 1
-    worker = threading.Thread(target=webhooks.deliver, args=([result.claims[0].attempt_id],))
+    worker = threading.Thread(target=delivery.deliver, args=([result.claims[0].attempt_id],))
     worker.start()  # one delivery task hangs on its receiver ...
     try:
         started = time.monotonic()
@@ -575,7 +580,7 @@ def test_secret_rotation_keeps_events_verifiable_with_either_secret(client, fact
     sweep_until(lambda: len(receiver.received) >= 3)
     for req in receiver.received[1:]:  # the retried event and the new one: signed with both
         assert verify(req, new) and verify(req, old)
-        assert req.headers["X-Smsqueue-Signature"].removeprefix("sha256=") == webhooks.sign(
+        assert req.headers["X-Smsqueue-Signature"].removeprefix("sha256=") == sign(
             new, int(req.headers["X-Smsqueue-Timestamp"]), req.raw
         )
     assert [b["sequence"] for b in receiver.bodies()] == [1, 1, 2]

@@ -10,7 +10,7 @@ from flask import Blueprint, Response, jsonify, request
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
-from smsqueue import directory, webhooks
+from smsqueue import directory
 from smsqueue.api.schemas import ProblemOut, Strict
 from smsqueue.api.spec import route
 from smsqueue.clock import iso, now
@@ -21,6 +21,7 @@ from smsqueue.errors import ApiError, Code, not_found
 from smsqueue.messages import messages_t
 from smsqueue.models import LegalEntity
 from smsqueue.web import json_object, require_admin, validate
+from smsqueue.webhooks.attempts import attempts_of
 
 bp = Blueprint("webhooks", __name__)
 TAG = "Webhooks"
@@ -88,7 +89,7 @@ def list_attempts(message_id: str) -> Response:
         pk = conn.execute(select(messages_t.c.pk).where(messages_t.c.id == ident)).scalar()
         if pk is None:
             raise not_found("message")
-        items = webhooks.attempts_of(conn, pk)
+        items = attempts_of(conn, pk)
     return jsonify({"items": items})
 
 

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from smsqueue.clock import now
 from smsqueue.models.base import Base, BigPK, partial_index
+from smsqueue.statuses import WebhookState
 
 
 class LegalEntity(Base):
@@ -202,7 +203,9 @@ class MessageEvent(Base):
     __table_args__ = (
         Index("uq_message_events_message_seq", "message_pk", "seq", unique=True),
         Index(
-            "ix_message_events_webhook_due", "webhook_next_at", **partial_index("webhook_state = 'pending'")
+            "ix_message_events_webhook_due",
+            "webhook_next_at",
+            **partial_index(f"webhook_state = '{WebhookState.PENDING.value}'"),
         ),
     )
 
@@ -213,7 +216,7 @@ class MessageEvent(Base):
     reason: Mapped[str | None] = mapped_column(String(64))
     at: Mapped[datetime] = mapped_column()
     detail: Mapped[dict[str, Any] | None] = mapped_column()
-    webhook_state: Mapped[str | None] = mapped_column(String(12))  # pending | delivered | failed
+    webhook_state: Mapped[str | None] = mapped_column(String(12))  # a WebhookState
     webhook_next_at: Mapped[datetime | None] = mapped_column()
     webhook_attempts: Mapped[int] = mapped_column(Integer, default=0)
 
