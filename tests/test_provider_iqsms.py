@@ -427,3 +427,11 @@ def test_balance_error_without_secrets(server: WireServer) -> None:
         make_client(server.url).balance()
     assert caught.value.provider_wide
     assert_no_secret(caught.value)
+
+
+def test_a_status_answer_without_client_id_is_matched_by_smsc_id(server: WireServer) -> None:
+    server.respond(**ok({"smscId": 101, "status": "delivery error"}), path=STATUS)
+    found = make_client(server.url).statuses([StatusQuery("101", SMS.to, 1)])
+    assert found == {
+        "101": StatusUpdate(Status.UNDELIVERED, "provider_error:delivery_error", "delivery error")
+    }

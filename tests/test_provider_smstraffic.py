@@ -560,3 +560,16 @@ def test_balance_error_is_provider_wide_without_secrets(main: WireServer) -> Non
 
 def test_config_repr_hides_secrets() -> None:
     assert PASSWORD not in repr(make_client("http://127.0.0.1:9").config)
+
+
+def test_a_batch_too_long_for_5_minutes_is_sent_one_by_one(main: WireServer) -> None:
+    def answer(request: RecordedRequest) -> Answer:
+        if "\n" in request.form["message"][0]:
+            return Answer(body=reply("ERROR", 418, "Request would take too long").encode())
+        return echo_lines(request)
+
+    main.respond_with(answer)
+    batch = [OutgoingSMS(f"m{i}", i, f"+7916123456{i}", "x") for i in (1, 2)]
+
+    assert make_client(main.url).send_many(batch) == [SendResult("9001"), SendResult("9002")]
+    assert len(main.requests) == 3

@@ -20,6 +20,7 @@ Wire facts (IQSMS JSON API v2, as summarised in DESIGN.md "Providers"):
 - Balance: `balance.json` -> `{"status": "ok", "balance": [{"type": "RUB", "balance": "100.50",
   "credit": 0}]}`.
 - IQSMS does not push reports to a URL of ours: the queue takes their place (`pushes_reports` False).
+- `ttl_seconds` is not sent: the API descriptions we rely on have no validity period.
 
 Errors (a request's `description` or a message's `status`), reason `provider_error:<text, snake_case>`:
 
@@ -189,10 +190,12 @@ class IqsmsClient(ProviderClient):
         if len(queries) > self.status_batch_size:
             raise ValueError(f"at most {self.status_batch_size} queries per IQSMS status call")
         wanted = [{"clientId": str(q.ref), "smscId": q.provider_message_id} for q in queries]
-        items = _by_client_id(self._call("status", {"messages": wanted}))
+        answer = self._call("status", {"messages": wanted})
+        items = _by_client_id(answer)
+        by_smsc_id = {_smsc_id(i): i for i in answer.get("messages") or [] if isinstance(i, Mapping)}
         out: dict[str, StatusUpdate] = {}
         for query in queries:
-            item = items.get(str(query.ref))
+            item = items.get(str(query.ref)) or by_smsc_id.get(query.provider_message_id)
             status = _status_text(item)
             if status is not None and status != INCORRECT_ID:
                 out[query.provider_message_id] = status_update(status)

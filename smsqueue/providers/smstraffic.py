@@ -16,9 +16,10 @@ Wire facts (SMS Traffic HTTP API description v1.85, as summarised in DESIGN.md "
   `sms_id`s, joined by commas, are our provider_message_id). `rus=5` always (UTF-8 in, UCS-2 out; the
   default `rus=0` transliterates Cyrillic), `want_sms_ids=1`, `gap=0.05` (the minimum: with
   `want_sms_ids` the request waits `gap` per message and must end within 5 minutes, else 418),
-  `originator` when the message has a sender (at most 11 characters; a numeric one is refused for Russian
-  numbers). A text with a line break cannot be a line of `message`: it goes alone, with `phones`, and
-  its `message_info`s are bound by the phone.
+  `originator` when the message has a sender (at most 11 characters; a numeric one is refused for
+  Russian numbers). `ttl_seconds` is not sent (no validity parameter is relied on). A text with a line
+  break cannot be a line of `message`: it goes alone, with `phones`, and its `message_info`s are bound
+  by the phone.
 - A request with one bad number fails whole ("no messages has been sent"). `send_many` checks the
   numbers first and, when a batch still fails with an error one message can cause, sends each alone:
   only the bad one fails.
@@ -28,7 +29,9 @@ Wire facts (SMS Traffic HTTP API description v1.85, as summarised in DESIGN.md "
   answers "no such message": such ids are left out, and a batch refused for one of them is asked again
   one message at a time.
 - Delivery reports: a form POST of `sms_id`, `status`, `delivery_date` (Moscow time) to the URL SMS
-  Traffic's support sets for the account; answered 200 `OK`. A report names one segment's `sms_id`.
+  Traffic's support sets for the account; answered 200 `OK`. A report names one segment's `sms_id`:
+  matched by the exact provider_message_id, it settles a one-segment message; a longer one, whose id
+  joins its segments', is settled by polling.
 - Balance: `operation=account` -> `<account>123.45</account>`, in roubles.
 - There is no lookup by our id: a send whose answer never came is `may_have_sent`, and `lookup` raises
   LookupNotSupported, so the message ends `unknown_outcome` rather than risk a second SMS.
