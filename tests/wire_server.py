@@ -15,6 +15,9 @@ make it face any answer: a JSON body, an HTTP 500, a slow answer (for timeouts) 
         assert request.method == "POST" and request.path == "/sys/send.php"
         assert request.form == {"mes": ["Привет"], ...}  # the body parsed as UTF-8 form fields
 
+A rule may compute its answer from the request: `server.respond_with(lambda request: Answer(...))`
+(return None to fall through to older rules).
+
 Rules: `respond(...)` adds a rule; the newest matching rule answers (so a test can put a one-off
 answer in front of a standing one); a rule with `times=N` is used N times and then dropped. With no
 matching rule the server answers `default` (404 with an empty JSON object unless changed). A rule
@@ -29,7 +32,7 @@ from __future__ import annotations
 import json as jsonlib
 import socket
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -89,6 +92,7 @@ class _Rule:
     path: str | None
     method: str | None
     times: int | None
+    compute: Callable[[RecordedRequest], Answer | None] | None = None
 
     def matches(self, method: str, path: str) -> bool:
         return (self.path is None or self.path == path) and (self.method is None or self.method == method)
@@ -162,6 +166,18 @@ class WireServer:
         with self._lock:
             self._rules.append(_Rule(answer, path, method, times))
 
+    def respond_with(
+        self,
+        compute: Callable[[RecordedRequest], Answer | None],
+        *,
+        path: str | None = None,
+        method: str | None = None,
+        times: int | None = None,
+    ) -> None:
+        """Add a rule whose answer `compute(request)` makes; None passes the request to older rules."""
+        with self._lock:
+            self._rules.append(_Rule(Answer(), path, method, times, compute))
+
     def clear(self) -> None:
         """Forget recorded requests and rules."""
         with self._lock:
@@ -189,11 +205,14 @@ class WireServer:
             self._requests.append(request)
             for rule in reversed(self._rules):
                 if rule.matches(request.method, request.path):
+                    answer = rule.answer if rule.compute is None else rule.compute(request)
+                    if answer is None:
+                        continue
                     if rule.times is not None:
                         rule.times -= 1
                         if rule.times <= 0:
                             self._rules.remove(rule)
-                    return rule.answer
+                    return answer
             return self.default
 
     def _wait(self, seconds: float) -> None:
