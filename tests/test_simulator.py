@@ -25,7 +25,7 @@ from smsqueue.providers.base import (
     StatusQuery,
     TransientProviderError,
 )
-from smsqueue.providers.simulator import Simulator, behaviour_from_args, build_parser, segments
+from smsqueue.providers.simulator import Simulator, behaviour_from_args, build_parser
 from smsqueue.providers.smsc import SmscClient
 from smsqueue.statuses import Status
 
@@ -316,12 +316,25 @@ def test_keep_alive_connection_serves_many_requests(sim: Simulator) -> None:
     assert len(sim.received()) == 50
 
 
-def test_segments_counts_parts() -> None:
-    assert segments("a" * 160) == 1
-    assert segments("a" * 161) == 2
-    assert segments("Ж" * 70) == 1
-    assert segments("Ж" * 71) == 2
-    assert segments("{" * 80) == 1
+@pytest.mark.parametrize(
+    ("text", "parts"),
+    [
+        ("a" * 160, 1),
+        ("a" * 161, 2),
+        ("Ж" * 70, 1),
+        ("Ж" * 71, 2),
+        ("{" * 80, 1),
+        ("a" * 152 + "€" + "a" * 152, 3),
+    ],
+)
+def test_parts_are_counted_as_the_product_counts_them(sim: Simulator, text: str, parts: int) -> None:
+    # The answer's `cnt` and the recorded parts follow smsqueue.segments (an escape pair is never split).
+    answer = requests.post(
+        f"{sim.url}/sys/send.php",
+        data={"login": "a", "psw": "b", "phones": PHONE, "mes": text, "charset": "utf-8", "fmt": 3},
+        timeout=2,
+    ).json()
+    assert (answer["cnt"], sim.received()[0].parts) == (parts, parts)
 
 
 # --- other dialects (their clients are tested elsewhere; these check the simulator's wire shapes) -------
