@@ -26,6 +26,8 @@ from smsqueue.providers.base import (
     TransientProviderError,
 )
 from smsqueue.providers.simulator import Simulator, behaviour_from_args, build_parser
+from smsqueue.providers.simulator.behaviour import OPERATIONS
+from smsqueue.providers.simulator.dialects import DIALECTS
 from smsqueue.providers.smsc import SmscClient
 from smsqueue.statuses import Status
 
@@ -398,6 +400,28 @@ def test_smsaero_dialect_send_status_balance_and_auth() -> None:
         refused = requests.get(f"{sim.url}/v2/balance", auth=("me@example.com", "bad"), timeout=2)
         assert refused.status_code == 401
     assert sim.received()[0].text == HELLO_RU
+
+
+@pytest.mark.parametrize("kind", sorted(DIALECTS))
+def test_every_registered_dialect_routes_the_three_operations(kind: str) -> None:
+    assert sorted(DIALECTS[kind].routes.values()) == sorted(OPERATIONS)
+    with Simulator(kind=kind) as simulator:
+        for path in DIALECTS[kind].routes:
+            requests.post(f"{simulator.url}{path}", timeout=2)
+        assert simulator.stats()["requests"] == dict.fromkeys(OPERATIONS, 1)
+
+
+def test_the_simulator_imports_no_database_celery_or_flask() -> None:
+    probe = (
+        "import sys, smsqueue.providers.simulator\n"
+        "roots = {m.split('.')[0] for m in sys.modules}\n"
+        "print(sorted(roots & {'sqlalchemy', 'celery', 'kombu', 'flask', 'redis'}))"
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, cwd=REPO, env=env, check=True
+    )
+    assert out.stdout.strip() == "[]"
 
 
 # --- command line -----------------------------------------------------------------------------------------
