@@ -101,7 +101,12 @@ class Simulator:
         self._state.reset()
 
     def stats(self) -> dict[str, Any]:
-        return {"kind": self.kind, **self._state.stats(), **self._reports.counts()}
+        return {
+            "kind": self.kind,
+            **self._state.stats(),
+            **self._reports.counts(),
+            "balance": round(self._state.balance_left(), 2),
+        }
 
     # -- request handling --
 

@@ -204,7 +204,6 @@ class SimState:
             "pending": states["pending"],
             "delivered": states["delivered"],
             "undelivered": states["undelivered"],
-            "balance": round(self.balance_left(), 2),
         }
 
 
