@@ -25,7 +25,9 @@ from smsqueue.providers.base import (
     StatusQuery,
     TransientProviderError,
 )
-from smsqueue.providers.simulator import Simulator, behaviour_from_args, build_parser, segments
+from smsqueue.providers.simulator import Simulator, behaviour_from_args, build_parser
+from smsqueue.providers.simulator.behaviour import OPERATIONS
+from smsqueue.providers.simulator.dialects import DIALECTS
 from smsqueue.providers.smsc import SmscClient
 from smsqueue.statuses import Status
 
@@ -316,12 +318,25 @@ def test_keep_alive_connection_serves_many_requests(sim: Simulator) -> None:
     assert len(sim.received()) == 50
 
 
-def test_segments_counts_parts() -> None:
-    assert segments("a" * 160) == 1
-    assert segments("a" * 161) == 2
-    assert segments("Ж" * 70) == 1
-    assert segments("Ж" * 71) == 2
-    assert segments("{" * 80) == 1
+@pytest.mark.parametrize(
+    ("text", "parts"),
+    [
+        ("a" * 160, 1),
+        ("a" * 161, 2),
+        ("Ж" * 70, 1),
+        ("Ж" * 71, 2),
+        ("{" * 80, 1),
+        ("a" * 152 + "€" + "a" * 152, 3),
+    ],
+)
+def test_parts_are_counted_as_the_product_counts_them(sim: Simulator, text: str, parts: int) -> None:
+    # The answer's `cnt` and the recorded parts follow smsqueue.segments (an escape pair is never split).
+    answer = requests.post(
+        f"{sim.url}/sys/send.php",
+        data={"login": "a", "psw": "b", "phones": PHONE, "mes": text, "charset": "utf-8", "fmt": 3},
+        timeout=2,
+    ).json()
+    assert (answer["cnt"], sim.received()[0].parts) == (parts, parts)
 
 
 # --- other dialects (their clients are tested elsewhere; these check the simulator's wire shapes) -------
@@ -385,6 +400,28 @@ def test_smsaero_dialect_send_status_balance_and_auth() -> None:
         refused = requests.get(f"{sim.url}/v2/balance", auth=("me@example.com", "bad"), timeout=2)
         assert refused.status_code == 401
     assert sim.received()[0].text == HELLO_RU
+
+
+@pytest.mark.parametrize("kind", sorted(DIALECTS))
+def test_every_registered_dialect_routes_the_three_operations(kind: str) -> None:
+    assert sorted(DIALECTS[kind].routes.values()) == sorted(OPERATIONS)
+    with Simulator(kind=kind) as simulator:
+        for path in DIALECTS[kind].routes:
+            requests.post(f"{simulator.url}{path}", timeout=2)
+        assert simulator.stats()["requests"] == dict.fromkeys(OPERATIONS, 1)
+
+
+def test_the_simulator_imports_no_database_celery_or_flask() -> None:
+    probe = (
+        "import sys, smsqueue.providers.simulator\n"
+        "roots = {m.split('.')[0] for m in sys.modules}\n"
+        "print(sorted(roots & {'sqlalchemy', 'celery', 'kombu', 'flask', 'redis'}))"
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, cwd=REPO, env=env, check=True
+    )
+    assert out.stdout.strip() == "[]"
 
 
 # --- command line -----------------------------------------------------------------------------------------
