@@ -14,6 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from smsqueue.api.http import json_object, query_args, require_admin, validate
 from smsqueue.api.rules_schemas import (
     CODE_PATTERN,
     MASKED,
@@ -41,7 +42,6 @@ from smsqueue.errors import ApiError, Code, FieldCode, FieldError, validation_er
 from smsqueue.models import EntityProvider, LegalEntity, Provider
 from smsqueue.rules import admin, limits
 from smsqueue.rules.check import EntityRules, assess, recipient_zone
-from smsqueue.web import json_object, query_args, require_admin, validate
 
 bp = Blueprint("legal_entities", __name__)
 TAG = "Legal entities"

@@ -14,6 +14,7 @@ from pydantic import ValidationError
 from sqlalchemy import and_, or_, select, text
 
 from smsqueue import directory, ingest
+from smsqueue.api.http import json_object, principal, query_args, validate
 from smsqueue.api.schemas import (
     BatchIn,
     BatchItemIn,
@@ -35,7 +36,6 @@ from smsqueue.messages import NewMessage, NotCancelable, cancel, events_of, mess
 from smsqueue.segments import count_segments
 from smsqueue.statuses import Status
 from smsqueue.tasks.doorbell import ring_soon
-from smsqueue.web import json_object, principal, query_args, validate
 
 bp = Blueprint("messages", __name__)
 m = messages_t.c

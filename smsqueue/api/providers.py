@@ -15,6 +15,7 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from smsqueue.api.http import json_object, require_admin
 from smsqueue.api.provider_schemas import (
     BalanceOut,
     ProviderIn,
@@ -33,7 +34,6 @@ from smsqueue.providers import admin as providers
 from smsqueue.providers.base import ProviderError
 from smsqueue.providers.configs import client_of
 from smsqueue.rules import admin as rules_admin
-from smsqueue.web import json_object, require_admin
 
 log = logging.getLogger(__name__)
 bp = Blueprint("providers", __name__)

@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 
 from smsqueue import directory, webhooks
+from smsqueue.api.http import json_object, require_admin, validate
 from smsqueue.api.schemas import ProblemOut, Strict
 from smsqueue.api.spec import route
 from smsqueue.clock import iso, now
@@ -20,7 +21,6 @@ from smsqueue.db import session_scope, transaction
 from smsqueue.errors import ApiError, Code, not_found
 from smsqueue.messages import messages_t
 from smsqueue.models import LegalEntity
-from smsqueue.web import json_object, require_admin, validate
 
 bp = Blueprint("webhooks", __name__)
 TAG = "Webhooks"
