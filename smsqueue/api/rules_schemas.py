@@ -14,6 +14,7 @@ from pydantic_core import PydanticCustomError
 from smsqueue.api.schemas import CallbackUrl, IanaZone, MessageIn, Strict, Timestamp
 from smsqueue.errors import FieldCode
 from smsqueue.rules.inn import is_valid_inn
+from smsqueue.rules.provider_settings import MASKED
 from smsqueue.rules.windows import WindowError, parse_hhmm
 
 CODE_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
@@ -21,7 +22,6 @@ _CODE = re.compile(CODE_PATTERN)
 MAX_LIMIT = 1_000_000  # a count per period; far above any law's number, below the integer column's range
 MAX_PRIORITY = 1000
 DEFAULT_TIMEZONE = "Europe/Moscow"
-MASKED = "***"
 
 OnAction = Literal["defer", "reject"]
 

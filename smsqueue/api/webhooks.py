@@ -10,7 +10,7 @@ from flask import Blueprint, Response, jsonify, request
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
-from smsqueue import directory, webhooks
+from smsqueue import entity_cache, webhooks
 from smsqueue.api.http import json_object, require_admin, validate
 from smsqueue.api.schemas import ProblemOut, Strict
 from smsqueue.api.spec import route
@@ -142,7 +142,7 @@ def rotate_secret(code: str) -> Response:
             "webhook_secret": secret,
             "previous_secret_valid_until": iso(until),
         }
-    directory.invalidate()
+    entity_cache.invalidate()
     response = jsonify(answer)
     response.headers["Cache-Control"] = "no-store"
     return response
