@@ -81,10 +81,6 @@ class Settings:
     webhook_secret_grace: float = 24 * 3600.0  # the previous webhook secret still signs this long
 
     @property
-    def is_sqlite(self) -> bool:
-        return self.database_url.startswith("sqlite")
-
-    @property
     def broker_is_redis(self) -> bool:
         return self.broker_url.startswith(("redis://", "rediss://", "redis+socket://"))
 

@@ -42,6 +42,8 @@ class FieldCode(StrEnum):
     TOO_FAR_AHEAD = "too_far_ahead"
     INVALID_TIMEZONE = "invalid_timezone"
     INVALID_URL = "invalid_url"
+    INVALID_HEADER = "invalid_header"  # http_json's auth_header: not an HTTP header name
+    INVALID = "invalid"  # http_json's field names and token: empty (kept as the client has answered it)
     CALLBACK_URL_NOT_ALLOWED = "callback_url_not_allowed"
     INVALID_SENDER = "invalid_sender"
     UNKNOWN_PROVIDER = "unknown_provider"

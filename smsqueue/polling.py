@@ -20,7 +20,7 @@ from smsqueue.db import transaction
 from smsqueue.messages import messages_t, transition_each, transition_many
 from smsqueue.models import Provider
 from smsqueue.providers.base import ProviderError, StatusQuery, StatusUpdate
-from smsqueue.providers.configs import client_of
+from smsqueue.rules.provider_clients import client_of
 from smsqueue.statuses import Reason, Status
 
 log = logging.getLogger(__name__)

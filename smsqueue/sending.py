@@ -38,8 +38,8 @@ from smsqueue.providers.base import (
     SendResult,
     TransientProviderError,
 )
-from smsqueue.providers.configs import callback_token_of, client_of
 from smsqueue.rules import policy
+from smsqueue.rules.provider_clients import callback_token_of, client_of
 from smsqueue.statuses import Reason, Status
 
 log = logging.getLogger(__name__)

@@ -22,7 +22,7 @@ from smsqueue.db import transaction
 from smsqueue.messages import messages_t, transition_many
 from smsqueue.models import Provider
 from smsqueue.providers.base import LookupNotSupported, ProviderError, TransientProviderError
-from smsqueue.providers.configs import client_of
+from smsqueue.rules.provider_clients import client_of
 from smsqueue.sending import Followups, leave_sending, load_context, outgoing, record_failure, record_sent
 from smsqueue.statuses import Reason, Status
 

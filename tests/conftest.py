@@ -206,7 +206,7 @@ TABLES = (
 def truncate_all() -> None:
     from sqlalchemy import text
 
-    from smsqueue import auth, directory
+    from smsqueue import auth, entity_cache
     from smsqueue.db import transaction
 
     with transaction() as conn:
@@ -215,7 +215,7 @@ def truncate_all() -> None:
         )
         tables = [t for t in existing if t != "alembic_version"]
         conn.execute(text(f"TRUNCATE {', '.join(tables)} CASCADE"))
-    directory.invalidate()
+    entity_cache.invalidate()
     auth.forget_cache()
 
 

@@ -651,15 +651,15 @@ def test_link_add_update_list_and_remove(client, admin, factory):
 
 
 def test_a_link_tells_the_sender(client, admin, factory):
-    from smsqueue import directory
+    from smsqueue import entity_cache
 
     factory.provider(code="p1")
     assert create(client, admin).status_code == 201
-    assert directory.entity("acme").linked == {}
+    assert entity_cache.entity("acme").linked == {}
     client.put(f"{BASE}/acme/providers/p1", json={}, headers=admin)
-    assert set(directory.entity("acme").linked) == {"p1"}  # the cache was told at once
+    assert set(entity_cache.entity("acme").linked) == {"p1"}  # the cache was told at once
     client.delete(f"{BASE}/acme/providers/p1", headers=admin)
-    assert directory.entity("acme").linked == {}
+    assert entity_cache.entity("acme").linked == {}
 
 
 @pytest.mark.parametrize(

@@ -20,9 +20,9 @@ from smsqueue.db import transaction
 from smsqueue.errors import ApiError, Code
 from smsqueue.models import Provider
 from smsqueue.providers.base import IncomingRequest, ParsedReports, ProviderError
-from smsqueue.providers.configs import callback_token_of, client_of
 from smsqueue.queues import Queues
 from smsqueue.reports import ReportItem
+from smsqueue.rules.provider_clients import callback_token_of, client_of
 
 log = logging.getLogger(__name__)
 bp = Blueprint("dlr", __name__)

@@ -1,24 +1,23 @@
-"""Legal entities, their providers, sending windows and 230-FZ settings (the rules service's admin API),
-and the check: may this entity send to this number through this provider at that time?
+"""Legal entities, their sending windows and 230-FZ settings (the rules service's admin API); an
+entity's providers and the check are in `entity_providers`.
 
-Every endpoint needs an admin key. Writes go through `rules.admin` (which tells the caches); the check
-judges through `rules.check`, the very code the sender's policy uses, with the same counters.
-"""
+Every endpoint needs an admin key. This module is the HTTP side: bodies in, entities out. What the
+settings must satisfy beyond their shape (limit order, known providers, links) is `rules.entities`;
+writes go through `rules.admin` (which tells the caches)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, jsonify
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from smsqueue.api.http import json_object, query_args, require_admin, validate
 from smsqueue.api.rules_schemas import (
     CODE_PATTERN,
     MASKED,
-    CheckOut,
-    CheckQuery,
     EntityIn,
     EntityListOut,
     EntityListQuery,
@@ -26,22 +25,18 @@ from smsqueue.api.rules_schemas import (
     EntityPatch,
     FzIn,
     FzOut,
+    FzPatch,
     LinkIn,
     LinkItemIn,
-    LinkListOut,
-    LinkOut,
     SendWindowIn,
     WindowOut,
 )
 from smsqueue.api.schemas import ProblemOut
 from smsqueue.api.spec import route
-from smsqueue.clock import iso, now
 from smsqueue.db import session_scope
 from smsqueue.errors import ApiError, Code, FieldCode, FieldError, validation_error
 from smsqueue.models import EntityProvider, LegalEntity, Provider
-from smsqueue.rules import admin, limits
-from smsqueue.rules.check import EntityRules, assess, recipient_zone
-from smsqueue.web import json_object, query_args, require_admin, validate
+from smsqueue.rules import admin, entities, law
 
 bp = Blueprint("legal_entities", __name__)
 TAG = "Legal entities"
@@ -49,19 +44,6 @@ BASE = "/api/v1/legal-entities"
 ERRORS: dict[int, Any] = {401: ProblemOut, 403: ProblemOut}
 ADMIN_NOTE = "Admin key only (an entity key gets 403)."
 
-# API field -> column of legal_entities
-FZ_COLUMNS = {
-    "enabled": "fz_enabled",
-    "per_day": "fz_per_day",
-    "per_week": "fz_per_week",
-    "per_month": "fz_per_month",
-    "holidays_as_weekends": "fz_holidays_as_weekends",
-    "on_limit": "fz_on_limit",
-}
-FZ_HOURS_COLUMNS = {
-    "weekday_hours": ("fz_weekday_from", "fz_weekday_to"),
-    "weekend_hours": ("fz_weekend_from", "fz_weekend_to"),
-}
 NOT_NULL_ENTITY_FIELDS = ("name", "active", "timezone", "send_window", "on_window", "fz", "providers")
 
 
@@ -120,133 +102,26 @@ def entity_or_404(session: Session, code: str, *, for_update: bool = False) -> L
     return entity
 
 
-def provider_or_404(session: Session, code: str) -> Provider:
-    provider = admin.provider_by_code(session, code)
-    if provider is None:
-        raise ApiError(404, Code.NOT_FOUND, f"provider {code!r} not found")
-    return provider
+# --- from request models to the rules ----------------------------------------------------------------
 
 
-def optional_json_object() -> dict[str, Any]:
-    """A JSON object body, or {} when the request has no body at all."""
-    if not request.get_data(cache=True):
-        return {}
-    return json_object()
+def link_item(body: LinkIn, provider: str) -> entities.LinkItem:
+    return entities.LinkItem(
+        provider=provider,
+        priority=body.priority,
+        sender=body.sender,
+        sender_given="sender" in body.model_fields_set,
+        enabled=body.enabled,
+    )
 
 
-# --- columns from request models ----------------------------------------------------------------------
+def link_items(items: list[LinkItemIn]) -> list[entities.LinkItem]:
+    return [link_item(item, item.provider) for item in items]
 
 
-def fz_columns(fz: Any, given: set[str]) -> dict[str, Any]:
-    """Columns for the given fields of an FzIn/FzPatch."""
-    columns: dict[str, Any] = {}
-    for field, column in FZ_COLUMNS.items():
-        if field in given:
-            columns[column] = getattr(fz, field)
-    for field, (col_from, col_to) in FZ_HOURS_COLUMNS.items():
-        if field in given:
-            hours = getattr(fz, field)
-            columns[col_from], columns[col_to] = hours.from_, hours.to
-    return columns
-
-
-def limit_errors(per_day: int, per_week: int, per_month: int, prefix: str = "fz.") -> list[FieldError]:
-    """The limits are nested: a week allows at least a day's, a month at least a week's."""
-    errors = []
-    if per_week < per_day:
-        errors.append(
-            FieldError(
-                f"{prefix}per_week",
-                FieldCode.LIMIT_BELOW_SHORTER_PERIOD,
-                f"per_week ({per_week}) must be at least per_day ({per_day})",
-            )
-        )
-    if per_month < per_week:
-        errors.append(
-            FieldError(
-                f"{prefix}per_month",
-                FieldCode.LIMIT_BELOW_SHORTER_PERIOD,
-                f"per_month ({per_month}) must be at least per_week ({per_week})",
-            )
-        )
-    return errors
-
-
-def resolve_link_items(
-    session: Session, items: list[LinkItemIn]
-) -> tuple[list[tuple[LinkItemIn, Provider]], list[FieldError]]:
-    """The providers named in an entity body's `providers`, and the errors of unknown or repeated codes."""
-    errors: list[FieldError] = []
-    resolved: list[tuple[LinkItemIn, Provider]] = []
-    seen: set[str] = set()
-    for index, item in enumerate(items):
-        field = f"providers[{index}].provider"
-        if item.provider in seen:
-            errors.append(
-                FieldError(field, FieldCode.DUPLICATE, f"provider {item.provider!r} is listed twice")
-            )
-            continue
-        seen.add(item.provider)
-        provider = admin.provider_by_code(session, item.provider)
-        if provider is None:
-            errors.append(FieldError(field, FieldCode.UNKNOWN_PROVIDER, f"no provider {item.provider!r}"))
-            continue
-        resolved.append((item, provider))
-    return resolved, errors
-
-
-def entity_later_checks(data: Any, invalid: set[str]) -> list[FieldError]:
-    """The limit order and the provider codes of an entity body whose other fields failed validation."""
-    if not isinstance(data, dict):
-        return []
-    errors: list[FieldError] = []
-    fz = data.get("fz")
-    if isinstance(fz, dict) and not invalid & {"fz", "fz.per_day", "fz.per_week", "fz.per_month"}:
-        limits = [fz.get(k, default) for k, default in (("per_day", 2), ("per_week", 4), ("per_month", 16))]
-        if all(type(v) is int for v in limits):
-            errors += limit_errors(*limits)
-    items = data.get("providers")
-    if isinstance(items, list) and "providers" not in invalid:
-        codes = {
-            i: item["provider"]
-            for i, item in enumerate(items)
-            if isinstance(item, dict) and isinstance(item.get("provider"), str)
-            and f"providers[{i}].provider" not in invalid and f"providers[{i}]" not in invalid
-        }  # fmt: skip
-        with session_scope() as session:
-            for i, code in codes.items():
-                if admin.provider_by_code(session, code) is None:
-                    errors.append(
-                        FieldError(
-                            f"providers[{i}].provider", FieldCode.UNKNOWN_PROVIDER, f"no provider {code!r}"
-                        )
-                    )
-    return errors
-
-
-def apply_links(
-    session: Session, entity: LegalEntity, resolved: list[tuple[LinkItemIn, Provider]], *, replace: bool
-) -> None:
-    """Link the listed providers (a priority left out is the item's place in the list, 1 first; other
-    fields left out keep the link's values, or take the defaults on a new link). With `replace`, the
-    providers not listed are unlinked."""
-    current = {link.provider_id: link for link, _ in admin.links_of(session, entity)}
-    for index, (item, provider) in enumerate(resolved, start=1):
-        link = current.get(provider.id)
-        given = item.model_fields_set
-        admin.link_provider(
-            session,
-            entity,
-            provider,
-            priority=item.priority if item.priority is not None else index,
-            sender=item.sender if "sender" in given or link is None else link.sender,
-            enabled=item.enabled if item.enabled is not None else (link.enabled if link else True),
-        )
-    if replace:
-        listed = {provider.id for _, provider in resolved}
-        for provider_id in current:
-            if provider_id not in listed:
-                admin.unlink_provider(session, entity, session.get(Provider, provider_id))  # type: ignore[arg-type]
+def fz_settings(fz: FzIn | FzPatch, given: set[str] | None = None) -> dict[str, Any]:
+    """The 230-FZ settings of a body as the rules take them: every field, or those `given`."""
+    return fz.model_dump(by_alias=True, include=given)
 
 
 def null_errors(model: Any, fields: tuple[str, ...], prefix: str = "") -> list[FieldError]:
@@ -295,8 +170,9 @@ def list_entities() -> Response:
     auth="admin",
     description=f"{ADMIN_NOTE} `code` is unique and permanent, 1 to 64 characters matching "
     f"`{CODE_PATTERN}` (an existing code: 409 `conflict`). Everything else has a default: name = code, "
-    "timezone Europe/Moscow, send_window 09:00-21:00, on_window defer, and the 230-FZ defaults (2 a day, "
-    "4 a week, 16 a month; weekdays 08:00-22:00, weekends and holidays 09:00-20:00; on_limit reject). "
+    "timezone Europe/Moscow, send_window 09:00-21:00, on_window defer, and the 230-FZ defaults "
+    f"({law.PER_DAY} a day, {law.PER_WEEK} a week, {law.PER_MONTH} a month; "
+    f"weekdays {law.WEEKDAY_HOURS_TEXT}, weekends and holidays {law.WEEKEND_HOURS_TEXT}; on_limit reject). "
     "`inn` must be a valid 10- or 12-digit INN (checksum included; `invalid_inn`). `timezone` is an IANA "
     "zone (`invalid_timezone`). `callback_url` is checked like a message's (`invalid_url`, "
     "`callback_url_not_allowed`). Window times are HH:MM from 00:00 to 24:00 (`invalid_time`); `from` equal "
@@ -307,8 +183,8 @@ def list_entities() -> Response:
 )
 def create_entity() -> Response:
     require_admin()
-    body = validate(EntityIn, json_object(), also=entity_later_checks)
-    errors = limit_errors(body.fz.per_day, body.fz.per_week, body.fz.per_month)
+    body = validate(EntityIn, json_object(), also=entities.later_checks)
+    errors = entities.limit_errors(body.fz.per_day, body.fz.per_week, body.fz.per_month)
     if errors:
         raise validation_error(errors)
     columns: dict[str, Any] = {
@@ -319,11 +195,11 @@ def create_entity() -> Response:
         "send_window_from": body.send_window.from_,
         "send_window_to": body.send_window.to,
         "on_window": body.on_window,
-        **fz_columns(body.fz, set(FzIn.model_fields)),
+        **entities.fz_columns(fz_settings(body.fz)),
     }
     try:
         with session_scope() as session:
-            resolved, errors = resolve_link_items(session, body.providers or [])
+            resolved, errors = entities.resolve_link_items(session, link_items(body.providers or []))
             if errors:
                 raise validation_error(errors)
             if admin.entity_by_code(session, body.code) is not None:
@@ -332,7 +208,7 @@ def create_entity() -> Response:
                 session, code=body.code, name=body.name or body.code, **columns
             )
             if resolved:
-                apply_links(session, entity, resolved, replace=False)
+                entities.apply_links(session, entity, resolved, replace=False)
             rendered = render_entity(session, entity, webhook_secret=secret)
     except IntegrityError:
         raise _duplicate(body.code) from None  # created by another request a moment ago
@@ -384,7 +260,7 @@ def patch_entity(code: str) -> Response:
     body = validate(EntityPatch, json_object())
     given = body.model_fields_set
     errors = null_errors(body, NOT_NULL_ENTITY_FIELDS)
-    fz_nulls = null_errors(body.fz, tuple(FZ_COLUMNS) + tuple(FZ_HOURS_COLUMNS), "fz.") if body.fz else []
+    fz_nulls = null_errors(body.fz, entities.FZ_SETTINGS, "fz.") if body.fz else []
     errors += fz_nulls
     if body.code is not None and body.code != code:
         errors.append(FieldError("code", FieldCode.INVALID_VALUE, "the code of an entity cannot change"))
@@ -398,23 +274,19 @@ def patch_entity(code: str) -> Response:
             columns["send_window_from"] = body.send_window.from_
             columns["send_window_to"] = body.send_window.to
         if body.fz is not None and not fz_nulls:
-            columns.update(fz_columns(body.fz, body.fz.model_fields_set))
+            columns.update(entities.fz_columns(fz_settings(body.fz, body.fz.model_fields_set)))
             # the limits are checked as they will be stored: the given ones with the others kept
-            merged = [
-                columns.get(f"fz_{k}", getattr(entity, f"fz_{k}"))
-                for k in ("per_day", "per_week", "per_month")
-            ]
-            errors += limit_errors(*merged)
-        resolved: list[tuple[LinkItemIn, Provider]] = []
+            errors += entities.limit_errors(*entities.merged_limits(entity, columns))
+        resolved: list[tuple[entities.LinkItem, Provider]] = []
         if body.providers is not None:
-            resolved, link_errors = resolve_link_items(session, body.providers)
+            resolved, link_errors = entities.resolve_link_items(session, link_items(body.providers))
             errors += link_errors
         if errors:
             raise validation_error(errors)
         if columns:
             admin.update_entity(session, entity, **columns)
         if body.providers is not None:
-            apply_links(session, entity, resolved, replace=True)
+            entities.apply_links(session, entity, resolved, replace=True)
         return jsonify(render_entity(session, entity))
 
 
@@ -507,7 +379,8 @@ def get_fz(code: str) -> Response:
     responses={200: FzOut, 400: ProblemOut, 404: ProblemOut, 415: ProblemOut, 422: ProblemOut, **ERRORS},
     auth="admin",
     description=f"{ADMIN_NOTE} Replaces the settings whole: a field left out takes the law's default "
-    "(enabled, 2/4/16, weekdays 08:00-22:00, weekends 09:00-20:00, holidays as weekends, on_limit "
+    f"(enabled, {law.LIMITS_TEXT}, weekdays {law.WEEKDAY_HOURS_TEXT}, weekends {law.WEEKEND_HOURS_TEXT}, "
+    "holidays as weekends, on_limit "
     "reject); to change one field alone, PATCH the entity with `fz`. Limits are integers from 0 "
     "(`too_small` below) with per_week >= per_day and per_month >= per_week "
     "(`limit_below_shorter_period`); hours need `from` before `to` (`crosses_midnight`, `empty_window`). "
@@ -520,168 +393,5 @@ def put_fz(code: str) -> Response:
     fz = validate(FzIn, json_object(), prefix="")
     with session_scope() as session:
         entity = entity_or_404(session, code, for_update=True)
-        admin.update_entity(session, entity, **fz_columns(fz, set(FzIn.model_fields)))
+        admin.update_entity(session, entity, **entities.fz_columns(fz_settings(fz)))
         return jsonify(render_fz(entity))
-
-
-# --- providers of an entity ---------------------------------------------------------------------------
-
-
-@route(
-    bp,
-    "GET",
-    f"{BASE}/<code>/providers",
-    summary="List an entity's providers",
-    tag=TAG,
-    responses={200: LinkListOut, 404: ProblemOut, **ERRORS},
-    auth="admin",
-    description=f"{ADMIN_NOTE} By priority (1 first; equal priorities in the order they were linked), the "
-    "order the sender tries them in. `enabled` is the link's own switch; a disabled provider is not used "
-    "either.",
-)
-def list_links(code: str) -> Response:
-    require_admin()
-    with session_scope() as session:
-        entity = entity_or_404(session, code)
-        return jsonify({"items": [render_link(link, p) for link, p in admin.links_of(session, entity)]})
-
-
-@route(
-    bp,
-    "GET",
-    f"{BASE}/<code>/providers/<provider>",
-    summary="Read one provider link of an entity",
-    tag=TAG,
-    responses={200: LinkOut, 404: ProblemOut, **ERRORS},
-    auth="admin",
-    description=f"{ADMIN_NOTE} 404 when the entity or provider is unknown or the provider is not linked.",
-)
-def get_link(code: str, provider: str) -> Response:
-    require_admin()
-    with session_scope() as session:
-        entity = entity_or_404(session, code)
-        row = provider_or_404(session, provider)
-        link = session.get(EntityProvider, (entity.id, row.id))
-        if link is None:
-            raise ApiError(404, Code.NOT_FOUND, f"provider {provider!r} is not linked to {code!r}")
-        return jsonify(render_link(link, row))
-
-
-@route(
-    bp,
-    "PUT",
-    f"{BASE}/<code>/providers/<provider>",
-    summary="Add or update a provider of an entity",
-    tag=TAG,
-    body=LinkIn,
-    responses={
-        201: LinkOut,
-        200: LinkOut,
-        400: ProblemOut,
-        404: ProblemOut,
-        415: ProblemOut,
-        422: ProblemOut,
-        **ERRORS,
-    },
-    auth="admin",
-    description=f'{ADMIN_NOTE} `{{"priority": 1, "sender": "ACME", "enabled": true}}`: 201 when the '
-    "provider is added, 200 when its link is updated. Fields left out keep their value on an update; on "
-    "an add, priority comes after the entity's last provider, sender is none and enabled is true (an "
-    "empty body is allowed). `sender: null` clears the default sender. priority is 1 to 1000 (1 first). "
-    "Unknown entity or provider: 404. A disabled provider may be linked; it is not used while disabled.",
-)
-def put_link(code: str, provider: str) -> Response:
-    require_admin()
-    body = validate(LinkIn, optional_json_object())
-    given = body.model_fields_set
-    errors = null_errors(body, ("priority", "enabled"))
-    if errors:
-        raise validation_error(errors)
-    with session_scope() as session:
-        entity = entity_or_404(session, code, for_update=True)
-        row = provider_or_404(session, provider)
-        current = session.get(EntityProvider, (entity.id, row.id))
-        if current is None:
-            priority = body.priority if body.priority is not None else admin.next_priority(session, entity)
-            sender = body.sender
-            enabled = body.enabled if body.enabled is not None else True
-        else:
-            priority = body.priority if body.priority is not None else current.priority
-            sender = body.sender if "sender" in given else current.sender
-            enabled = body.enabled if body.enabled is not None else current.enabled
-        link, created = admin.link_provider(
-            session, entity, row, priority=priority, sender=sender, enabled=enabled
-        )
-        response = jsonify(render_link(link, row))
-    response.status_code = 201 if created else 200
-    if created:
-        response.headers["Location"] = f"{BASE}/{code}/providers/{provider}"
-    return response
-
-
-@route(
-    bp,
-    "DELETE",
-    f"{BASE}/<code>/providers/<provider>",
-    summary="Remove a provider from an entity",
-    tag=TAG,
-    responses={204: "removed", 404: ProblemOut, **ERRORS},
-    auth="admin",
-    description=f"{ADMIN_NOTE} 204 when removed; 404 when the entity or provider is unknown or the provider "
-    "is not linked. Waiting messages that asked for this provider are then rejected with "
-    "`provider_not_allowed`; the others go through the entity's remaining providers.",
-)
-def delete_link(code: str, provider: str) -> Response:
-    require_admin()
-    with session_scope() as session:
-        entity = entity_or_404(session, code, for_update=True)
-        row = provider_or_404(session, provider)
-        if not admin.unlink_provider(session, entity, row):
-            raise ApiError(404, Code.NOT_FOUND, f"provider {provider!r} is not linked to {code!r}")
-    return Response(status=204)
-
-
-# --- the check ----------------------------------------------------------------------------------------
-
-
-@route(
-    bp,
-    "GET",
-    f"{BASE}/<code>/providers/<provider>/check",
-    summary="May this entity send to this number through this provider now (or at `at`)?",
-    tag=TAG,
-    query=CheckQuery,
-    responses={200: CheckOut, 404: ProblemOut, 422: ProblemOut, **ERRORS},
-    auth="admin",
-    description=f"{ADMIN_NOTE} Judged by the same code and the same counters as the sender, counting "
-    "nothing. `reasons` lists every reason that applies, in this order: `entity_inactive`, "
-    "`provider_not_allowed` (not linked, or the link or the provider disabled), `outside_send_window`, "
-    "`fz_daily_limit`, `fz_weekly_limit`, `fz_monthly_limit` (limits only while fz.enabled). The time "
-    "rules use the recipient's zone: `recipient_timezone` if given, else the number's own zone when it "
-    "has exactly one (a geographic number), else the entity's. `counts` are the messages handed to a "
-    "provider in the local day, week (Monday first) and month containing `at` (kept even while fz is "
-    "off). `next_allowed_at` is null when allowed; otherwise the first whole minute at or after `at` "
-    "(past or future) that the time rules allow, ignoring the counts, or null when none comes within 14 "
-    "days. Unknown entity or provider: 404; an invalid `to`, `at` or zone: 422.",
-)
-def check(code: str, provider: str) -> Response:
-    require_admin()
-    q = validate(CheckQuery, query_args(CheckQuery))
-    at = q.at or now()
-    with session_scope() as session:
-        entity = entity_or_404(session, code)
-        row = provider_or_404(session, provider)
-        link = session.get(EntityProvider, (entity.id, row.id))
-        provider_allowed = link is not None and link.enabled and row.enabled
-        rules = EntityRules.of(entity)
-        tz = recipient_zone(q.to, q.recipient_timezone, entity.timezone)
-        counts = limits.counts(session.connection(), entity.id, q.to, at, tz)
-    result = assess(rules, at, tz, counts, provider_allowed=provider_allowed)
-    return jsonify(
-        {
-            "allowed": result.allowed,
-            "reasons": result.reasons,
-            "next_allowed_at": iso(result.next_allowed_at),
-            "counts": counts,
-        }
-    )

@@ -13,7 +13,8 @@ from flask import Blueprint, Response, jsonify, request
 from pydantic import ValidationError
 from sqlalchemy import and_, or_, select, text
 
-from smsqueue import directory, ingest
+from smsqueue import entity_cache, ingest
+from smsqueue.api.http import json_object, principal, query_args, validate
 from smsqueue.api.schemas import (
     BatchIn,
     BatchItemIn,
@@ -35,7 +36,6 @@ from smsqueue.messages import NewMessage, NotCancelable, cancel, events_of, mess
 from smsqueue.segments import count_segments
 from smsqueue.statuses import Status
 from smsqueue.tasks.doorbell import ring_soon
-from smsqueue.web import json_object, principal, query_args, validate
 
 bp = Blueprint("messages", __name__)
 m = messages_t.c
@@ -59,13 +59,13 @@ ERRORS = {401: ProblemOut, 403: ProblemOut, 422: ProblemOut}
 def render(row: Any, events: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     body: dict[str, Any] = {
         "id": str(row.id),
-        "legal_entity": directory.entity_code(row.legal_entity_id),
+        "legal_entity": entity_cache.entity_code(row.legal_entity_id),
         "to": row.recipient,
         "text": row.text,
         "sender": row.sender,
         "status": row.status,
         "reason": row.reason,
-        "provider": directory.provider_code(row.provider_id),
+        "provider": entity_cache.provider_code(row.provider_id),
         "provider_message_id": row.provider_message_id,
         "segments": row.segments,
         "encoding": row.encoding,
@@ -111,14 +111,14 @@ def render_new(new: NewMessage, status: Status, entity_code: str, at: datetime) 
 # --- resolving the entity and provider ----------------------------------------------------------------
 
 
-def resolve_entity(code: str | None, who: Principal, field: str = "legal_entity") -> directory.EntityInfo:
+def resolve_entity(code: str | None, who: Principal, field: str = "legal_entity") -> entity_cache.EntityInfo:
     if code is None:
         if not who.is_admin and len(who.entity_ids) == 1:
             entity_id = next(iter(who.entity_ids))
-            code = directory.entity_code(entity_id)
+            code = entity_cache.entity_code(entity_id)
         else:
             raise validation_error([FieldError(field, FieldCode.REQUIRED, "name the legal entity")])
-    info = directory.entity(code)
+    info = entity_cache.entity(code)
     if info is None:
         raise ApiError(404, Code.NOT_FOUND, f"legal entity {code!r} not found")
     if not who.may_use(info.id):
@@ -126,12 +126,14 @@ def resolve_entity(code: str | None, who: Principal, field: str = "legal_entity"
     return info
 
 
-def resolve_provider(code: str | None, entity: directory.EntityInfo, field: str = "provider") -> int | None:
+def resolve_provider(
+    code: str | None, entity: entity_cache.EntityInfo, field: str = "provider"
+) -> int | None:
     if code is None:
         return None
     provider_id = entity.linked.get(code)
     if provider_id is None:
-        fresh = directory.entity(entity.code, fresh=True)  # linked a moment ago, elsewhere?
+        fresh = entity_cache.entity(entity.code, fresh=True)  # linked a moment ago, elsewhere?
         provider_id = fresh.linked.get(code) if fresh else None
     if provider_id is None:
         raise validation_error(
@@ -176,10 +178,10 @@ def later_checks(body: Any, invalid: set[str], who: Principal) -> list[FieldErro
         return []
     code = body.get("legal_entity")
     if code is None and not who.is_admin and len(who.entity_ids) == 1:
-        code = directory.entity_code(next(iter(who.entity_ids)))
+        code = entity_cache.entity_code(next(iter(who.entity_ids)))
     if code is None:
         return [FieldError("legal_entity", FieldCode.REQUIRED, "name the legal entity")]
-    entity = directory.entity(code) if isinstance(code, str) else None
+    entity = entity_cache.entity(code) if isinstance(code, str) else None
     provider = body.get("provider")
     if entity is None or not who.may_use(entity.id) or "provider" in invalid or not isinstance(provider, str):
         return []  # an unknown or forbidden entity is its own answer (404, 403) once the fields are right
@@ -485,7 +487,7 @@ def list_messages() -> Response:
     q = validate(MessageListQuery, query_args(MessageListQuery))
     conditions = []
     if q.legal_entity is not None:
-        info = directory.entity(q.legal_entity)
+        info = entity_cache.entity(q.legal_entity)
         if info is None or not who.may_use(info.id):
             empty = None if q.updated_after is None else q.cursor or encode_change_cursor(0, 0)
             return jsonify({"items": [], "next_cursor": empty})

@@ -8,11 +8,11 @@ from flask import Blueprint, Response, jsonify
 from sqlalchemy import text
 
 from smsqueue import metrics
+from smsqueue.api.http import problem_response
 from smsqueue.api.spec import route
 from smsqueue.db import transaction
 from smsqueue.errors import Code, problem
 from smsqueue.tasks.celery_app import app as celery_app
-from smsqueue.web import problem_response
 
 bp = Blueprint("ops", __name__)
 log = logging.getLogger(__name__)

@@ -1,6 +1,6 @@
 """Request and response models of the providers admin API. Field errors carry our stable codes
 (`smsqueue.errors.FieldCode`); the settings of each kind are checked by its client (`validate_settings`),
-in smsqueue.providers.admin, since what is valid depends on the kind."""
+in smsqueue.rules.provider_settings, since what is valid depends on the kind."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from pydantic_core import PydanticCustomError
 from smsqueue.api.rules_schemas import CODE_PATTERN, check_code
 from smsqueue.api.schemas import Strict
 from smsqueue.errors import FieldCode
-from smsqueue.providers.admin import MASKED
+from smsqueue.rules.provider_settings import MASKED
 
 # The built-in clients (smsqueue.providers.KINDS; a test keeps the two equal).
 ProviderKind = Literal["smsc", "smsru", "smsaero", "http_json"]

@@ -1,8 +1,8 @@
 """Providers admin API: create, list, read, edit, disable, delete, and ask a provider for its balance.
 
-Every endpoint needs an admin key. Writes go through `rules.admin.create_provider` and
-`providers.admin` (secrets encrypted at rest, caches told). Secrets never leave: every answer masks them
-as "***"; the callback token is shown in clear once, in the 201 of the creation.
+Every endpoint needs an admin key. Writes go through `rules.admin` (secrets encrypted at rest, caches
+told); settings are checked, merged and masked by `rules.provider_settings`. Secrets never leave: every
+answer masks them as "***"; the callback token is shown in clear once, in the 201 of the creation.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from smsqueue.api.http import json_object, require_admin
 from smsqueue.api.provider_schemas import (
     BalanceOut,
     ProviderIn,
@@ -29,11 +30,10 @@ from smsqueue.db import session_scope
 from smsqueue.errors import ApiError, Code, FieldCode, FieldError, validation_error
 from smsqueue.models import Provider
 from smsqueue.providers import KINDS
-from smsqueue.providers import admin as providers
 from smsqueue.providers.base import ProviderError
-from smsqueue.providers.configs import client_of
-from smsqueue.rules import admin as rules_admin
-from smsqueue.web import json_object, require_admin
+from smsqueue.rules import admin
+from smsqueue.rules.provider_clients import client_of
+from smsqueue.rules.provider_settings import MASKED, masked_settings, merge_settings, settings_problems
 
 log = logging.getLogger(__name__)
 bp = Blueprint("providers", __name__)
@@ -55,13 +55,13 @@ SETTINGS_RULES = (
 # --- rendering ----------------------------------------------------------------------------------------
 
 
-def render(provider: Provider, callback_token: str = providers.MASKED) -> dict[str, Any]:
+def render(provider: Provider, callback_token: str = MASKED) -> dict[str, Any]:
     return {
         "code": provider.code,
         "kind": provider.kind,
         "name": provider.name,
         "enabled": provider.enabled,
-        "settings": providers.masked_settings(provider),
+        "settings": masked_settings(provider),
         "rate_limit_per_second": _number(provider.rate_limit_per_second),
         "timeout_seconds": _number(provider.timeout_seconds),
         "callback_token": callback_token,
@@ -98,7 +98,7 @@ def _null_errors(data: dict[str, Any]) -> list[FieldError]:
 def _settings_errors(kind: str, settings: Any) -> list[FieldError]:
     if not isinstance(settings, dict):
         return []  # the model reports a settings that is not an object
-    return [FieldError(f, c, msg) for f, c, msg in providers.settings_problems(kind, settings)]
+    return [FieldError(f, c, msg) for f, c, msg in settings_problems(kind, settings)]
 
 
 def _raise_if(errors: list[FieldError]) -> None:
@@ -109,9 +109,9 @@ def _raise_if(errors: list[FieldError]) -> None:
 
 def provider_or_404(session: Session, code: str, *, for_update: bool = False) -> Provider:
     if for_update:
-        provider = providers.provider_for_update(session, code)
+        provider = admin.provider_for_update(session, code)
     else:
-        provider = rules_admin.provider_by_code(session, code)
+        provider = admin.provider_by_code(session, code)
     if provider is None:
         raise ApiError(404, Code.NOT_FOUND, f"provider {code!r} not found")
     return provider
@@ -138,7 +138,7 @@ def _duplicate(code: str) -> ApiError:
 def list_providers() -> Response:
     require_admin()
     with session_scope() as session:
-        return jsonify({"items": [render(p) for p in providers.list_providers(session)]})
+        return jsonify({"items": [render(p) for p in admin.list_providers(session)]})
 
 
 @route(
@@ -171,9 +171,9 @@ def create_provider() -> Response:
     _raise_if(errors)
     try:
         with session_scope() as session:
-            if rules_admin.provider_by_code(session, body.code) is not None:
+            if admin.provider_by_code(session, body.code) is not None:
                 raise _duplicate(body.code)
-            provider, token = rules_admin.create_provider(
+            provider, token = admin.create_provider(
                 session,
                 code=body.code,
                 kind=body.kind,
@@ -244,7 +244,7 @@ def patch_provider(code: str) -> Response:
             errors.append(FieldError("kind", FieldCode.INVALID_VALUE, "the kind of a provider cannot change"))
         settings = None
         if isinstance(data.get("settings"), dict):
-            settings = providers.merge_settings(provider, data["settings"])
+            settings = merge_settings(provider, data["settings"])
             errors += _settings_errors(provider.kind, settings)
         _raise_if(errors)
         given = body.model_fields_set
@@ -253,8 +253,8 @@ def patch_provider(code: str) -> Response:
             for name in ("name", "enabled", "rate_limit_per_second", "timeout_seconds")
             if name in given
         }
-        token = body.callback_token if body.callback_token not in (None, providers.MASKED) else None
-        providers.update_provider(session, provider, settings=settings, callback_token=token, **columns)
+        token = body.callback_token if body.callback_token not in (None, MASKED) else None
+        admin.update_provider(session, provider, settings=settings, callback_token=token, **columns)
         return jsonify(render(provider))
 
 
@@ -275,8 +275,8 @@ def delete_provider(code: str) -> Response:
     try:
         with session_scope() as session:
             provider = provider_or_404(session, code, for_update=True)
-            providers.delete_provider(session, provider)
-    except providers.ProviderInUse as exc:
+            admin.delete_provider(session, provider)
+    except admin.ProviderInUse as exc:
         raise _in_use(code, str(exc)) from None
     except IntegrityError:
         raise _in_use(code, "messages refer to it") from None  # one stored a moment ago

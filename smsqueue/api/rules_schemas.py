@@ -6,14 +6,16 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Literal
+from typing import Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from smsqueue.api.schemas import CallbackUrl, IanaZone, MessageIn, Strict, Timestamp
 from smsqueue.errors import FieldCode
+from smsqueue.rules import law
 from smsqueue.rules.inn import is_valid_inn
+from smsqueue.rules.provider_settings import MASKED
 from smsqueue.rules.windows import WindowError, parse_hhmm
 
 CODE_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
@@ -21,7 +23,6 @@ _CODE = re.compile(CODE_PATTERN)
 MAX_LIMIT = 1_000_000  # a count per period; far above any law's number, below the integer column's range
 MAX_PRIORITY = 1000
 DEFAULT_TIMEZONE = "Europe/Moscow"
-MASKED = "***"
 
 OnAction = Literal["defer", "reject"]
 
@@ -82,8 +83,9 @@ class _WindowBase(Strict):
     def minutes(self) -> tuple[int, int]:
         return parse_hhmm(self.from_), parse_hhmm(self.to)
 
-    def to_dict(self) -> dict[str, str]:
-        return {"from": self.from_, "to": self.to}
+    @classmethod
+    def of(cls, hours: tuple[str, str]) -> Self:
+        return cls(**{"from": hours[0], "to": hours[1]})
 
 
 class SendWindowIn(_WindowBase):
@@ -135,19 +137,23 @@ class FzIn(Strict):
     """The 230-FZ settings as a whole: every field left out takes the law's default (shown)."""
 
     enabled: bool = Field(True, strict=True)
-    per_day: int = Field(2, ge=0, le=MAX_LIMIT, strict=True, description=_LIMIT_DOC.format("day"))
+    per_day: int = Field(law.PER_DAY, ge=0, le=MAX_LIMIT, strict=True, description=_LIMIT_DOC.format("day"))
     per_week: int = Field(
-        4,
+        law.PER_WEEK,
         ge=0,
         le=MAX_LIMIT,
         strict=True,
         description=_LIMIT_DOC.format("week (Monday first)") + " >= per_day.",
     )
     per_month: int = Field(
-        16, ge=0, le=MAX_LIMIT, strict=True, description=_LIMIT_DOC.format("calendar month") + " >= per_week."
+        law.PER_MONTH,
+        ge=0,
+        le=MAX_LIMIT,
+        strict=True,
+        description=_LIMIT_DOC.format("calendar month") + " >= per_week.",
     )
-    weekday_hours: HoursIn = Field(default_factory=lambda: HoursIn(**{"from": "08:00", "to": "22:00"}))
-    weekend_hours: HoursIn = Field(default_factory=lambda: HoursIn(**{"from": "09:00", "to": "20:00"}))
+    weekday_hours: HoursIn = Field(default_factory=lambda: HoursIn.of(law.WEEKDAY_HOURS))
+    weekend_hours: HoursIn = Field(default_factory=lambda: HoursIn.of(law.WEEKEND_HOURS))
     holidays_as_weekends: bool = Field(
         True, strict=True, description="Public holidays (production calendar) take the weekend hours."
     )

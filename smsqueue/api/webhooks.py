@@ -10,7 +10,8 @@ from flask import Blueprint, Response, jsonify, request
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
-from smsqueue import directory
+from smsqueue import entity_cache
+from smsqueue.api.http import json_object, require_admin, validate
 from smsqueue.api.schemas import ProblemOut, Strict
 from smsqueue.api.spec import route
 from smsqueue.clock import iso, now
@@ -20,7 +21,6 @@ from smsqueue.db import session_scope, transaction
 from smsqueue.errors import ApiError, Code, not_found
 from smsqueue.messages import messages_t
 from smsqueue.models import LegalEntity
-from smsqueue.web import json_object, require_admin, validate
 from smsqueue.webhooks.attempts import attempts_of
 
 bp = Blueprint("webhooks", __name__)
@@ -143,7 +143,7 @@ def rotate_secret(code: str) -> Response:
             "webhook_secret": secret,
             "previous_secret_valid_until": iso(until),
         }
-    directory.invalidate()
+    entity_cache.invalidate()
     response = jsonify(answer)
     response.headers["Cache-Control"] = "no-store"
     return response

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from smsqueue.clock import now
 from smsqueue.models.base import Base, BigPK, partial_index
+from smsqueue.rules import law
 from smsqueue.statuses import WebhookState
 
 
@@ -44,13 +45,13 @@ class LegalEntity(Base):
     send_window_to: Mapped[str] = mapped_column(String(5), default="21:00")
     on_window: Mapped[str] = mapped_column(String(8), default="defer")
     fz_enabled: Mapped[bool] = mapped_column(Boolean, default=True)
-    fz_per_day: Mapped[int] = mapped_column(Integer, default=2)
-    fz_per_week: Mapped[int] = mapped_column(Integer, default=4)
-    fz_per_month: Mapped[int] = mapped_column(Integer, default=16)
-    fz_weekday_from: Mapped[str] = mapped_column(String(5), default="08:00")
-    fz_weekday_to: Mapped[str] = mapped_column(String(5), default="22:00")
-    fz_weekend_from: Mapped[str] = mapped_column(String(5), default="09:00")
-    fz_weekend_to: Mapped[str] = mapped_column(String(5), default="20:00")
+    fz_per_day: Mapped[int] = mapped_column(Integer, default=law.PER_DAY)
+    fz_per_week: Mapped[int] = mapped_column(Integer, default=law.PER_WEEK)
+    fz_per_month: Mapped[int] = mapped_column(Integer, default=law.PER_MONTH)
+    fz_weekday_from: Mapped[str] = mapped_column(String(5), default=law.WEEKDAY_HOURS[0])
+    fz_weekday_to: Mapped[str] = mapped_column(String(5), default=law.WEEKDAY_HOURS[1])
+    fz_weekend_from: Mapped[str] = mapped_column(String(5), default=law.WEEKEND_HOURS[0])
+    fz_weekend_to: Mapped[str] = mapped_column(String(5), default=law.WEEKEND_HOURS[1])
     fz_holidays_as_weekends: Mapped[bool] = mapped_column(Boolean, default=True)
     fz_on_limit: Mapped[str] = mapped_column(String(8), default="reject")
     created_at: Mapped[datetime] = mapped_column(default=now)

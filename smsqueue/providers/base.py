@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 
 import requests
 
+from smsqueue.errors import FieldCode
 from smsqueue.statuses import Reason, Status, provider_error
 
 log = logging.getLogger(__name__)
@@ -235,7 +236,7 @@ class ProviderClient(ABC):
     def validate_settings(cls, settings: Mapping[str, Any]) -> list[tuple[str, str, str]]:
         """Problems with a settings dict, as (field, code, message); empty when it is usable."""
         return [
-            (f"settings.{key}", "unknown_field", f"{cls.kind} has no setting {key!r}")
+            (f"settings.{key}", FieldCode.UNKNOWN_FIELD, f"{cls.kind} has no setting {key!r}")
             for key in settings
             if key not in cls.settings_keys
         ]

@@ -53,6 +53,7 @@ from urllib.parse import quote
 
 import requests
 
+from smsqueue.errors import FieldCode
 from smsqueue.providers.base import (
     Balance,
     IncomingRequest,
@@ -135,21 +136,31 @@ class HttpJsonClient(ProviderClient):
     def validate_settings(cls, settings: Mapping[str, Any]) -> list[tuple[str, str, str]]:
         problems = super().validate_settings(settings)
         if not _is_http_url(settings.get("url")):
-            problems.append(("settings.url", "invalid_url", "url is required and must be an http(s) URL"))
+            problems.append(
+                ("settings.url", FieldCode.INVALID_URL, "url is required and must be an http(s) URL")
+            )
         status_url = settings.get("status_url")
         if status_url not in (None, "") and not (_is_http_url(status_url) and "{id}" in status_url):
             problems.append(
-                ("settings.status_url", "invalid_url", "status_url must be an http(s) URL containing {id}")
+                (
+                    "settings.status_url",
+                    FieldCode.INVALID_URL,
+                    "status_url must be an http(s) URL containing {id}",
+                )
             )
         header = settings.get("auth_header")
         if header not in (None, "") and not (isinstance(header, str) and _HEADER_NAME.match(header)):
-            problems.append(("settings.auth_header", "invalid_header", "auth_header must be a header name"))
+            problems.append(
+                ("settings.auth_header", FieldCode.INVALID_HEADER, "auth_header must be a header name")
+            )
         if header not in (None, "") and settings.get("token") in (None, ""):
-            problems.append(("settings.token", "required", "token is required when auth_header is set"))
+            problems.append(
+                ("settings.token", FieldCode.REQUIRED, "token is required when auth_header is set")
+            )
         for key in ("token", "to_field", "text_field", "sender_field", "id_path"):
             value = settings.get(key)
             if value is not None and (not isinstance(value, str) or not value.strip()):
-                problems.append((f"settings.{key}", "invalid", f"{key} must be a non-empty string"))
+                problems.append((f"settings.{key}", FieldCode.INVALID, f"{key} must be a non-empty string"))
         return problems
 
     def setting(self, key: str) -> str:

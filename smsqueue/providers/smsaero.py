@@ -58,6 +58,7 @@ from typing import Any, ClassVar
 
 import requests
 
+from smsqueue.errors import FieldCode
 from smsqueue.providers.base import (
     Balance,
     IncomingRequest,
@@ -176,13 +177,13 @@ class SmsAeroClient(ProviderClient):
         problems = super().validate_settings(settings)
         email = settings.get("email")
         if not isinstance(email, str) or "@" not in email:
-            problems.append(("settings.email", "required", "email (the account login) is required"))
+            problems.append(("settings.email", FieldCode.REQUIRED, "email (the account login) is required"))
         api_key = settings.get("api_key")
         if not isinstance(api_key, str) or not api_key.strip():
-            problems.append(("settings.api_key", "required", "api_key is required"))
+            problems.append(("settings.api_key", FieldCode.REQUIRED, "api_key is required"))
         base_url = settings.get("base_url")
         if base_url is not None and not (isinstance(base_url, str) and re.match(r"^https?://\S+$", base_url)):
-            problems.append(("settings.base_url", "invalid_url", "base_url must be an http(s) URL"))
+            problems.append(("settings.base_url", FieldCode.INVALID_URL, "base_url must be an http(s) URL"))
         return problems
 
     # -- sending --

@@ -84,6 +84,7 @@ from urllib.parse import urlparse
 
 import requests
 
+from smsqueue.errors import FieldCode
 from smsqueue.providers.base import (
     Balance,
     IncomingRequest,
@@ -152,10 +153,10 @@ class SmscClient(ProviderClient):
         problems = super().validate_settings(settings)
         for key in cls.settings_keys & settings.keys():
             if settings[key] is not None and not isinstance(settings[key], str):
-                problems.append((f"settings.{key}", "invalid_type", f"{key} must be a string"))
+                problems.append((f"settings.{key}", FieldCode.INVALID_TYPE, f"{key} must be a string"))
         base_url = settings.get("base_url")
         if isinstance(base_url, str) and base_url and not _is_http_url(base_url):
-            problems.append(("settings.base_url", "invalid_url", "base_url must be an http(s) URL"))
+            problems.append(("settings.base_url", FieldCode.INVALID_URL, "base_url must be an http(s) URL"))
         if not _filled(settings.get("apikey")):
             problems.extend(_login_password_problems(settings))
         return problems
@@ -352,7 +353,7 @@ def currency_code(value: Any) -> str:
 def _login_password_problems(settings: Mapping[str, Any]) -> list[tuple[str, str, str]]:
     message = "either login and password, or apikey, is required"
     return [
-        (f"settings.{key}", "required", message)
+        (f"settings.{key}", FieldCode.REQUIRED, message)
         for key in ("login", "password")
         if not _filled(settings.get(key))
     ]

@@ -52,6 +52,7 @@ from decimal import Decimal
 from enum import Enum
 from typing import Any, ClassVar
 
+from smsqueue.errors import FieldCode
 from smsqueue.providers.base import (
     Balance,
     IncomingRequest,
@@ -192,10 +193,10 @@ class SmsRuClient(ProviderClient):
         problems = super().validate_settings(settings)
         api_id = settings.get("api_id")
         if not isinstance(api_id, str) or not api_id.strip():
-            problems.append(("settings.api_id", "required", "api_id is required"))
+            problems.append(("settings.api_id", FieldCode.REQUIRED, "api_id is required"))
         base_url = settings.get("base_url")
         if base_url is not None and not _is_http_url(base_url):
-            problems.append(("settings.base_url", "invalid_url", "base_url must be an http(s) URL"))
+            problems.append(("settings.base_url", FieldCode.INVALID_URL, "base_url must be an http(s) URL"))
         return problems
 
     # -- sending --

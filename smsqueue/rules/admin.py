@@ -1,26 +1,33 @@
-"""Services that make and change providers, legal entities and their links. The admin API, the CLI and
-the tests all go through these, so secrets are always encrypted and codes always checked the same way."""
+"""Services that make, change and remove providers, legal entities and their links. The admin API, the
+CLI and the tests all go through these, so secrets are always encrypted, the caches always told and codes
+always checked the same way. Every process's client of a changed provider is rebuilt (the client cache
+of `rules.provider_clients` is keyed by the row's updated_at)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import exists, or_, select
 from sqlalchemy.orm import Session
 
-from smsqueue import directory
+from smsqueue import entity_cache
 from smsqueue.crypto import encrypt, encrypt_json, new_token
-from smsqueue.models import EntityProvider, LegalEntity, Provider
-from smsqueue.providers import client_class
+from smsqueue.models import EntityProvider, LegalEntity, Message, Provider
+from smsqueue.rules.provider_settings import split_settings
 
 
-def split_settings(kind: str, settings: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(plain settings, secret settings) of a provider kind."""
-    secret_keys = client_class(kind).secret_keys
-    plain = {k: v for k, v in settings.items() if k not in secret_keys}
-    secret = {k: v for k, v in settings.items() if k in secret_keys}
-    return plain, secret
+class ProviderInUse(Exception):
+    """The provider is referred to by messages or entity links: it cannot be deleted (disable it)."""
+
+    def __init__(self, messages: bool, links: bool) -> None:
+        what = [w for w, yes in (("messages", messages), ("legal entities", links)) if yes]
+        super().__init__(f"{' and '.join(what)} refer to it")
+        self.messages = messages
+        self.links = links
+
+
+# --- providers ----------------------------------------------------------------------------------------
 
 
 def create_provider(
@@ -51,8 +58,77 @@ def create_provider(
     )
     session.add(provider)
     session.flush()
-    directory.invalidate()
+    entity_cache.invalidate()
     return provider, token
+
+
+def provider_by_code(session: Session, code: str) -> Provider | None:
+    return session.scalars(select(Provider).where(Provider.code == code)).first()
+
+
+def provider_for_update(session: Session, code: str) -> Provider | None:
+    """A provider by code, its row locked until the transaction ends (an edit or delete racing another
+    is applied after it, not over it)."""
+    return session.scalars(select(Provider).where(Provider.code == code).with_for_update()).first()
+
+
+def list_providers(session: Session) -> list[Provider]:
+    return list(session.scalars(select(Provider).order_by(Provider.code)))
+
+
+def update_provider(
+    session: Session,
+    provider: Provider,
+    *,
+    settings: Mapping[str, Any] | None = None,
+    callback_token: str | None = None,
+    **columns: Any,
+) -> Provider:
+    """Change a provider. `settings` is the whole new settings dict (see
+    `provider_settings.merge_settings`), split and its secrets encrypted here; `callback_token` a new
+    token in clear; `columns`: name, enabled, rate_limit_per_second, timeout_seconds."""
+    allowed = {"name", "enabled", "rate_limit_per_second", "timeout_seconds"}
+    unknown = set(columns) - allowed
+    if unknown:
+        raise ValueError(f"not changed by update_provider: {sorted(unknown)}")
+    for name, value in columns.items():
+        setattr(provider, name, value)
+    if settings is not None:
+        plain, secret = split_settings(provider.kind, settings)
+        provider.settings = plain
+        provider.secrets = encrypt_json(secret) if secret else None
+    if callback_token is not None:
+        provider.callback_token = encrypt(callback_token)
+    session.flush()
+    entity_cache.invalidate()
+    return provider
+
+
+def provider_in_use(session: Session, provider: Provider) -> tuple[bool, bool]:
+    """(messages refer to it, entity links refer to it)."""
+    messages = session.scalar(
+        select(
+            exists().where(
+                or_(Message.provider_id == provider.id, Message.requested_provider_id == provider.id)
+            )
+        )
+    )
+    links = session.scalar(select(exists().where(EntityProvider.provider_id == provider.id)))
+    return bool(messages), bool(links)
+
+
+def delete_provider(session: Session, provider: Provider) -> None:
+    """Delete a provider nothing refers to; ProviderInUse otherwise. (The foreign keys refuse it too, for
+    a message stored between the check and the delete.)"""
+    messages, links = provider_in_use(session, provider)
+    if messages or links:
+        raise ProviderInUse(messages, links)
+    session.delete(provider)
+    session.flush()
+    entity_cache.invalidate()
+
+
+# --- legal entities and their links -------------------------------------------------------------------
 
 
 def create_entity(
@@ -63,7 +139,7 @@ def create_entity(
     entity = LegalEntity(code=code, name=name or code, webhook_secret=encrypt(secret), **fields)
     session.add(entity)
     session.flush()
-    directory.invalidate()
+    entity_cache.invalidate()
     return entity, secret
 
 
@@ -86,16 +162,12 @@ def link_provider(
     link.sender = sender
     link.enabled = enabled
     session.flush()
-    directory.invalidate()
+    entity_cache.invalidate()
     return link, created
 
 
 def entity_by_code(session: Session, code: str) -> LegalEntity | None:
     return session.scalars(select(LegalEntity).where(LegalEntity.code == code)).first()
-
-
-def provider_by_code(session: Session, code: str) -> Provider | None:
-    return session.scalars(select(Provider).where(Provider.code == code)).first()
 
 
 def entity_for_update(session: Session, code: str) -> LegalEntity | None:
@@ -114,7 +186,7 @@ def update_entity(session: Session, entity: LegalEntity, **columns: Any) -> Lega
             raise ValueError(f"legal entities have no column {name!r}")
         setattr(entity, name, value)
     session.flush()
-    directory.invalidate()
+    entity_cache.invalidate()
     return entity
 
 
@@ -147,5 +219,5 @@ def unlink_provider(session: Session, entity: LegalEntity, provider: Provider) -
         return False
     session.delete(link)
     session.flush()
-    directory.invalidate()
+    entity_cache.invalidate()
     return True

@@ -24,7 +24,6 @@ log = logging.getLogger(__name__)
 
 DEFER = "defer"
 REJECT = "reject"
-ON_ACTIONS = (DEFER, REJECT)
 
 LIMIT_REASONS: dict[PeriodKind, str] = {
     "day": Reason.FZ_DAILY_LIMIT.value,

@@ -12,6 +12,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 
+from smsqueue.rules import law
 from smsqueue.rules.calendar import uses_weekend_hours
 from smsqueue.rules.periods import first_instant_at_or_after, offset_change_between
 
@@ -114,8 +115,8 @@ def _parse_field(d: Mapping[str, str], key: str) -> int:
 
 
 DEFAULT_SEND_WINDOW = Window(9 * 60, 21 * 60)
-DEFAULT_WEEKDAY_HOURS = Window(8 * 60, 22 * 60)  # 230-FZ art. 7: 08:00-22:00 on working days
-DEFAULT_WEEKEND_HOURS = Window(9 * 60, 20 * 60)  # and 09:00-20:00 on weekends and holidays
+DEFAULT_WEEKDAY_HOURS = Window(*map(parse_hhmm, law.WEEKDAY_HOURS))
+DEFAULT_WEEKEND_HOURS = Window(*map(parse_hhmm, law.WEEKEND_HOURS))
 
 
 @dataclass(frozen=True, slots=True)

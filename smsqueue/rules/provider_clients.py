@@ -6,12 +6,8 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-import requests
-from requests.adapters import HTTPAdapter
-from requests.utils import get_environ_proxies
-
 from smsqueue.crypto import decrypt, decrypt_json
-from smsqueue.providers import client_for
+from smsqueue.providers import pooled_client
 from smsqueue.providers.base import ProviderClient, ProviderConfig
 
 _lock = threading.Lock()
@@ -24,24 +20,8 @@ def config_of(row: Any) -> ProviderConfig:
     return ProviderConfig(code=row.code, kind=row.kind, settings=settings, timeout=float(row.timeout_seconds))
 
 
-def _session() -> requests.Session:
-    session = requests.Session()
-    adapter = HTTPAdapter(pool_connections=4, pool_maxsize=32, max_retries=0)
-    session.mount("http://", adapter)
-    session.mount("https://", adapter)
-    return session
-
-
-def _settle_proxies(client: ProviderClient) -> None:
-    """Read the proxy environment (HTTP(S)_PROXY, NO_PROXY) once for the provider's address, instead
-    of on every request: requests' per-request environment lookup (netrc file included) costs a third
-    of a provider call's CPU."""
-    endpoint = str(client.settings.get("url") or client.base_url())
-    client.session.proxies = get_environ_proxies(endpoint) if endpoint else {}
-    client.session.trust_env = False
-
-
 def client_of(row: Any) -> ProviderClient:
+    """The process's client of a `providers` row, made anew when the row has changed since."""
     key = (row.id, row.updated_at)
     client = _clients.get(key)
     if client is None:
@@ -50,11 +30,11 @@ def client_of(row: Any) -> ProviderClient:
             if client is None:
                 for old in [k for k in _clients if k[0] == row.id]:
                     _clients.pop(old).session.close()
-                client = client_for(config_of(row), _session())
-                _settle_proxies(client)
+                client = pooled_client(config_of(row))
                 _clients[key] = client
     return client
 
 
 def callback_token_of(row: Any) -> str:
+    """The token in clear that the provider's delivery-report URL must carry."""
     return decrypt(row.callback_token)

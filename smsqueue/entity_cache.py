@@ -1,6 +1,6 @@
-"""A short-lived, per-process cache of legal entities and provider codes for the request path, so that
-accepting a message costs no lookup queries. Writes through the admin API call `invalidate()`; other
-processes see a change within TTL seconds."""
+"""A short-lived, per-process cache of legal entities (with the providers linked to each) and provider
+codes for the request path, so that accepting a message costs no lookup queries. Writes through the admin
+API call `invalidate()`; other processes see a change within TTL seconds."""
 
 from __future__ import annotations
 
