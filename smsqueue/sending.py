@@ -565,7 +565,8 @@ def record_failure(
             Status.FAILED,
             reason=error.reason,
             at=at,
-            detail={**detail, "number_problem": error.number_problem},
+            # The reason may be ours (`invalid_number`): the provider's own code stays on record.
+            detail={**detail, "number_problem": error.number_problem, "error_code": error.code},
             values={"next_attempt_at": None},
         )
         return
