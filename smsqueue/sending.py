@@ -574,6 +574,11 @@ def record_failure(
     if retry_here:
         assert isinstance(error, TransientProviderError)
         delay = backoff(attempt, error.retry_after)
+        if message.valid_until is not None:
+            # Due again no later than just after its expiry (a doorbell may come a little early), so a
+            # retry after it never holds the `expired` back.
+            expires_in = (message.valid_until + DUE_TOLERANCE - at).total_seconds()
+            delay = min(delay, max(0.0, expires_in))
         moved = leave_sending(
             conn,
             message,
