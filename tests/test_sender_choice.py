@@ -81,3 +81,22 @@ def test_a_callers_own_sender_goes_to_whichever_provider_sends(client, factory, 
     wait_status(default, "sent", "delivered")
     assert sorted(m.sender for m in down.received()) == ["ALPHA", "MYSHOP"]
     assert (message(own).sender, message(default).sender) == ("MYSHOP", "ALPHA")
+
+
+def test_a_send_found_by_the_reconcile_sweep_records_its_own_links_sender(client, factory):
+    """A message whose call timed out and that the provider turned out to have (the reconcile sweep's
+    `record_sent`, which has no claimed sender at hand) shows the sender of the provider that has it."""
+    from smsqueue import sending
+    from smsqueue.clock import now
+    from smsqueue.db import transaction
+    from smsqueue.providers.base import SendResult
+
+    first, second = factory.provider(), factory.provider()
+    mid = post(client, factory, entity_with_links(factory, (first, "ALPHA"), (second, "BRAVO")))
+    pk = message(mid).pk
+    with transaction() as conn:
+        [claimed] = sending.claim(conn, [pk], now(), sending.Followups())
+    assert (claimed.sender, message(mid).sender) == ("ALPHA", None)  # chosen, not yet stored
+    with transaction() as conn:
+        sending.record_sent(conn, message(mid), first, SendResult("1"), now())
+    assert (message(mid).status, message(mid).sender) == ("sent", "ALPHA")
