@@ -17,13 +17,13 @@ import os
 import random
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, case, select, update
 
 from smsqueue import metrics, ratelimit
 from smsqueue.clock import now
@@ -207,10 +207,16 @@ def claim(conn: Connection, pks: Sequence[int], at: datetime, followups: Followu
                 values={"send_at": decision.until, "next_attempt_at": until},
             )
             continue
-        sender = row.sender or link.sender or (link.provider.settings or {}).get("sender")
-        claimed.append(Claimed(row, link, sender, row.attempts + 1))
+        claimed.append(Claimed(row, link, sender_for(row, link), row.attempts + 1))
     _mark_sending(conn, claimed, at)
     return claimed
+
+
+def sender_for(message: Any, link: Link) -> str | None:
+    """The sender name this provider gets: the caller's own (`messages.sender`, which holds nothing
+    else until the message is sent), else this provider's link's, else the provider's setting. Chosen
+    anew at every claim, so a provider taking over never gets the name registered with the one before."""
+    return message.sender or link.sender or (link.provider.settings or {}).get("sender")
 
 
 def _take_tokens(
@@ -249,11 +255,11 @@ def _mark_sending(conn: Connection, claimed: list[Claimed], at: datetime) -> Non
     reconcile_at = at + timedelta(seconds=reconcile_window(claimed))
     for c in claimed:
         c.start_by = reconcile_at - timedelta(seconds=call_bound(c.link.provider) + RECORD_MARGIN)
-    groups: dict[tuple[int, str | None], list[Claimed]] = defaultdict(list)
+    groups: dict[int, list[Claimed]] = defaultdict(list)
     for c in claimed:
-        groups[(c.link.provider.id, c.sender)].append(c)
+        groups[c.link.provider.id].append(c)
     moved_pks: set[int] = set()
-    for (provider_id, sender), group in groups.items():
+    for provider_id, group in groups.items():
         moved = transition_many(
             conn,
             [c.message.pk for c in group],
@@ -263,7 +269,6 @@ def _mark_sending(conn: Connection, claimed: list[Claimed], at: datetime) -> Non
             detail={"provider": group[0].link.provider.code},
             values={
                 "provider_id": provider_id,
-                "sender": sender,
                 "attempts": m.attempts + 1,
                 "claimed_at": at,
                 "next_attempt_at": reconcile_at,
@@ -391,10 +396,12 @@ def backoff(attempt: int, retry_after: float | None = None) -> float:
 def record(
     conn: Connection, outcomes: Sequence[Outcome], ctx: Context, at: datetime, followups: Followups
 ) -> None:
+    sent = [o for o in outcomes if o.result is not None]
     record_sent_many(
         conn,
-        [(o.claimed.message, o.claimed.link.provider, o.result) for o in outcomes if o.result is not None],
+        [(o.claimed.message, o.claimed.link.provider, o.result) for o in sent],
         at,
+        senders={o.claimed.message.pk: o.claimed.sender for o in sent},
     )
     for outcome in outcomes:
         if outcome.result is not None:
@@ -419,17 +426,30 @@ def record_sent(conn: Connection, message: Any, provider: Any, result: SendResul
     record_sent_many(conn, [(message, provider, result)], at)
 
 
-def record_sent_many(conn: Connection, sent: Sequence[tuple[Any, Any, SendResult]], at: datetime) -> None:
-    """Messages the providers accepted: `sent`, with the provider's id, in one statement for them all."""
+def record_sent_many(
+    conn: Connection,
+    sent: Sequence[tuple[Any, Any, SendResult]],
+    at: datetime,
+    senders: Mapping[int, str | None] | None = None,
+) -> None:
+    """Messages the providers accepted: `sent`, with the provider's id and the sender it was sent with
+    (`senders` by message pk, as claimed; chosen again from the links when not given), in one statement
+    for them all."""
     if not sent:
         return
     s = settings()
+    if senders is None:
+        senders = _senders_of(conn, [(message, provider) for message, provider, _ in sent])
     moved = transition_each(
         conn,
         [
             (
                 message.pk,
-                {"provider_id": provider.id, "provider_message_id": result.provider_message_id},
+                {
+                    "provider_id": provider.id,
+                    "provider_message_id": result.provider_message_id,
+                    "sender": senders[message.pk],
+                },
                 {"provider": provider.code, "provider_message_id": result.provider_message_id},
             )
             for message, provider, result in sent
@@ -451,7 +471,13 @@ def record_sent_many(conn: Connection, sent: Sequence[tuple[Any, Any, SendResult
             conn.execute(
                 update(messages_t)
                 .where(m.pk == message.pk, m.provider_message_id.is_(None))
-                .values(provider_id=provider.id, provider_message_id=result.provider_message_id, sent_at=at)
+                .values(
+                    provider_id=provider.id,
+                    provider_message_id=result.provider_message_id,
+                    sent_at=at,
+                    # Never onto a message waiting to be sent again: there it is the caller's own.
+                    sender=case((m.status.in_(WAITING), m.sender), else_=senders[message.pk]),
+                )
             )
         else:
             metrics.inc("smsqueue_messages_sent_total", {"provider": provider.code})
@@ -472,6 +498,19 @@ def record_sent_many(conn: Connection, sent: Sequence[tuple[Any, Any, SendResult
     apply_early_many(
         conn, [(message.pk, provider, result.provider_message_id) for message, provider, result in sent], at
     )
+
+
+def _senders_of(conn: Connection, sent: Sequence[tuple[Any, Any]]) -> dict[int, str | None]:
+    """The sender each (message, provider) gets, from the links as they are now."""
+    ctx = load_context(conn, (message.legal_entity_id for message, _ in sent))
+    senders: dict[int, str | None] = {}
+    for message, provider in sent:
+        link = ctx.link(message.legal_entity_id, provider.id) or Link(provider, 0, None, False)
+        senders[message.pk] = sender_for(message, link)
+    return senders
+
+
+WAITING = (Status.QUEUED.value, Status.SCHEDULED.value)
 
 
 def record_ambiguous(conn: Connection, outcome: Outcome, at: datetime) -> None:
@@ -526,7 +565,8 @@ def record_failure(
             Status.FAILED,
             reason=error.reason,
             at=at,
-            detail={**detail, "number_problem": error.number_problem},
+            # The reason may be ours (`invalid_number`): the provider's own code stays on record.
+            detail={**detail, "number_problem": error.number_problem, "error_code": error.code},
             values={"next_attempt_at": None},
         )
         return
@@ -534,6 +574,11 @@ def record_failure(
     if retry_here:
         assert isinstance(error, TransientProviderError)
         delay = backoff(attempt, error.retry_after)
+        if message.valid_until is not None:
+            # Due again no later than just after its expiry (a doorbell may come a little early), so a
+            # retry after it never holds the `expired` back.
+            expires_in = (message.valid_until + DUE_TOLERANCE - at).total_seconds()
+            delay = min(delay, max(0.0, expires_in))
         moved = leave_sending(
             conn,
             message,

@@ -68,6 +68,7 @@ class Reason(StrEnum):
     ENTITY_INACTIVE = "entity_inactive"
     PROVIDER_NOT_ALLOWED = "provider_not_allowed"
     NO_PROVIDER_AVAILABLE = "no_provider_available"
+    INVALID_NUMBER = "invalid_number"  # a provider's documented bad-number answer; its code is in the event
     RETRIES_EXHAUSTED = "retries_exhausted"
     UNKNOWN_OUTCOME = "unknown_outcome"
     STATUS_TIMEOUT = "status_timeout"

@@ -186,6 +186,28 @@ def test_4xx_is_permanent(server: WireServer, status: int, provider_wide: bool) 
     assert_no_secret(caught.value)
 
 
+@pytest.mark.parametrize("status", [400, 404, 422])
+def test_a_4xx_naming_invalid_number_is_a_number_problem(server: WireServer, status: int) -> None:
+    server.respond(status=status, json={"error": "invalid_number", "message": "no such number"})
+
+    with pytest.raises(PermanentProviderError) as caught:
+        client_for(server.url).send(SMS)
+
+    assert caught.value.reason == "invalid_number"
+    assert caught.value.number_problem is True and caught.value.provider_wide is False
+    assert caught.value.code == f"http_{status}"  # the provider's own answer, kept for the event detail
+
+
+def test_an_account_refusal_naming_invalid_number_stays_the_accounts(server: WireServer) -> None:
+    server.respond(status=403, json={"error": "invalid_number"})
+
+    with pytest.raises(PermanentProviderError) as caught:
+        client_for(server.url).send(SMS)
+
+    assert (caught.value.reason, caught.value.provider_wide) == ("provider_error:http_403", True)
+    assert caught.value.number_problem is False
+
+
 @pytest.mark.parametrize("status", [429, 500, 502, 503])
 def test_5xx_and_429_are_transient_and_not_sent(server: WireServer, status: int) -> None:
     server.respond(status=status, json={"error": "later"}, headers={"Retry-After": "7"})
@@ -258,6 +280,15 @@ def test_status_reason_is_kept(server: WireServer) -> None:
     update = status_client(server.url).statuses([StatusQuery("1", "+79161234567", 1)])["1"]
 
     assert (update.status, update.reason) == (Status.FAILED, "provider_error:blocked")
+
+
+@pytest.mark.parametrize("word", ["failed", "rejected"])
+def test_a_failure_for_invalid_number_is_ours_to_name(server: WireServer, word: str) -> None:
+    server.respond(json={"status": word, "reason": "invalid_number"})
+
+    update = status_client(server.url).statuses([StatusQuery("1", "+79161234567", 1)])["1"]
+
+    assert (update.status, update.reason, update.provider_status) == (Status.FAILED, "invalid_number", word)
 
 
 @pytest.mark.parametrize(

@@ -157,14 +157,15 @@ def test_a_number_error_ends_failed_without_failover(client, factory, processes,
     mid = send(client, factory, entity)
     processes.worker()
     final = wait_final(mid)
-    assert (final.status, final.reason) == ("failed", "provider_error:7")
+    assert (final.status, final.reason) == ("failed", "invalid_number")
     trail = events(mid)
     assert [(e.status, e.reason) for e in trail] == [
         ("queued", None),
         ("sending", None),
-        ("failed", "provider_error:7"),
+        ("failed", "invalid_number"),
     ]
     assert trail[-1].detail["number_problem"] is True
+    assert trail[-1].detail["error_code"] == "7"  # SMSC's own code
     assert refusing.stats()["requests"]["send"] == 1
     assert other.stats()["requests"] == {}
 

@@ -162,6 +162,7 @@ P, T = PermanentProviderError, TransientProviderError
         (401, BAD_CREDENTIALS, "unauthorized", P, False, True),
         (200, BAD_CREDENTIALS, "unauthorized", P, False, True),
         (400, failure("Validation error.", {"number": ["incorrect"]}), "invalid_number", P, True, False),
+        (400, failure("Invalid phone number"), "invalid_number", P, True, False),
         (400, failure("Validation error.", {"sign": ["not approved"]}), "sign", P, False, True),
         (400, failure("Validation error.", {"text": ["too long"]}), "validation", P, False, False),
         (200, {"result": "no credits"}, "no_money", P, False, True),
@@ -186,7 +187,8 @@ def test_error_answers_are_mapped(
     with pytest.raises(error_type) as caught:
         client_for(server.url).send(SMS)
 
-    assert caught.value.reason == f"provider_error:{code}"
+    assert caught.value.code == code
+    assert caught.value.reason == ("invalid_number" if code == "invalid_number" else f"provider_error:{code}")
     if error_type is PermanentProviderError:
         assert caught.value.number_problem is number_problem
         assert caught.value.provider_wide is provider_wide

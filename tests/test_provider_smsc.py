@@ -13,6 +13,7 @@ from smsqueue.providers import client_class
 from smsqueue.providers.base import (
     Balance,
     IncomingRequest,
+    InvalidNumber,
     OutgoingSMS,
     PermanentProviderError,
     ProviderConfig,
@@ -188,7 +189,7 @@ ERROR_CASES = [
     (4, TransientProviderError, None, None, False),
     (5, PermanentProviderError, False, False, None),
     (6, PermanentProviderError, False, False, None),
-    (7, PermanentProviderError, True, False, None),
+    (7, InvalidNumber, True, False, None),
     (8, PermanentProviderError, False, False, None),
     (9, TransientProviderError, None, None, True),
     (99, PermanentProviderError, False, False, None),
@@ -211,8 +212,8 @@ def test_send_error_codes_map_to_our_errors(
 
     exc = caught.value
     assert type(exc) is kind
-    assert exc.code == str(code)
-    assert exc.reason == f"provider_error:{code}"
+    assert exc.code == str(code)  # SMSC's own code, kept for the event detail
+    assert exc.reason == ("invalid_number" if code == 7 else f"provider_error:{code}")
     if isinstance(exc, PermanentProviderError):
         assert (exc.number_problem, exc.provider_wide) == (number_problem, provider_wide)
     else:
@@ -356,7 +357,8 @@ def test_statuses_single_query_keeps_the_list_form(server: WireServer) -> None:
     assert server.last.form["id"] == ["5,"]
     assert server.last.form["phone"] == ["+79161234567,"]
     assert updates["5"].status is Status.FAILED
-    assert updates["5"].reason == "provider_error:22"
+    assert updates["5"].reason == "invalid_number"
+    assert updates["5"].provider_status == "22;err=1"  # SMSC's own code, kept for the event detail
 
 
 def test_statuses_answer_without_ids_is_matched_by_position(server: WireServer) -> None:
@@ -386,7 +388,7 @@ def test_statuses_refuses_more_than_a_batch(server: WireServer) -> None:
         (3, Status.UNDELIVERED, "provider_error:3"),
         (4, Status.DELIVERED, None),
         (20, Status.UNDELIVERED, "provider_error:20"),
-        (22, Status.FAILED, "provider_error:22"),
+        (22, Status.FAILED, "invalid_number"),  # "bad number"
         (23, Status.FAILED, "provider_error:23"),
         (24, Status.FAILED, "provider_error:24"),
         (25, Status.UNDELIVERED, "provider_error:25"),

@@ -11,7 +11,7 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 from pydantic import ValidationError
-from sqlalchemy import and_, or_, select, text
+from sqlalchemy import and_, func, or_, select, text
 
 from smsqueue import entity_cache, ingest
 from smsqueue.api.http import json_object, principal, query_args, validate
@@ -464,6 +464,20 @@ def _change_horizon(conn: Any) -> int | None:
     )
 
 
+def _first_position(conn: Any, updated_after: datetime, horizon: int | None) -> tuple[int, int]:
+    """Where a first page (no cursor) starts: at the lowest position of a message changed after
+    `updated_after` (an index-only range of ix_messages_updated), not at the first position of the
+    whole history. Never past the horizon: a change still being written lands at or above it, and may
+    be stamped after `updated_after` too."""
+    lowest = conn.execute(select(func.min(m.change_seq)).where(m.updated_at > updated_after)).scalar()
+    if horizon is not None:
+        return (lowest, 0) if lowest is not None and lowest < horizon else (horizon, 0)
+    if lowest is not None:
+        return lowest, 0
+    # SQLite: every committed position is final, and none changed after updated_after: start past them.
+    return conn.execute(select(func.coalesce(func.max(m.change_seq), 0))).scalar_one(), _TOP
+
+
 @route(
     bp,
     "GET",
@@ -521,12 +535,16 @@ def list_messages() -> Response:
 def _list_changes(conditions: list[Any], q: MessageListQuery) -> Response:
     """Changes after the cursor (or all since updated_after), in (change_seq, pk) order; see above. The
     cursor alone is enough to poll on (it holds the position); updated_after, when sent, filters too."""
-    position, pk = decode_change_cursor(q.cursor) if q.cursor is not None else (0, 0)
-    conditions = [*conditions, or_(m.change_seq > position, and_(m.change_seq == position, m.pk > pk))]
     if q.updated_after is not None:
-        conditions.append(m.updated_at > q.updated_after)
+        conditions = [*conditions, m.updated_at > q.updated_after]
     with transaction() as conn:
         horizon = _change_horizon(conn)
+        if q.cursor is not None:
+            position, pk = decode_change_cursor(q.cursor)
+        else:
+            assert q.updated_after is not None
+            position, pk = _first_position(conn, q.updated_after, horizon)
+        conditions.append(or_(m.change_seq > position, and_(m.change_seq == position, m.pk > pk)))
         if horizon is not None:
             conditions.append(m.change_seq < horizon)
         stmt = select(messages_t).where(*conditions).order_by(m.change_seq, m.pk).limit(q.limit)

@@ -127,6 +127,8 @@ class Message(Base):
         # updated_after polling reads changes in (change_seq, pk) order (see api/messages._list_changes).
         Index("ix_messages_change", "change_seq", "pk"),
         Index("ix_messages_entity_change", "legal_entity_id", "change_seq", "pk"),
+        # ... whose first page starts at the lowest position changed after updated_after (index-only).
+        Index("ix_messages_updated", "updated_at", "change_seq"),
         # Columns that are empty when a message is accepted are indexed only where set: accepting costs
         # no entry in them.
         Index(

@@ -203,6 +203,18 @@ class TextTooLong(PermanentProviderError):
         return Reason.TEXT_TOO_LONG
 
 
+class InvalidNumber(PermanentProviderError):
+    """The provider's documented answer for a bad number: no provider can reach it. Its reason is ours,
+    `invalid_number`; `code` keeps the provider's own."""
+
+    def __init__(self, message: str, *, code: str | int | None = None) -> None:
+        super().__init__(message, code=code, number_problem=True)
+
+    @property
+    def reason(self) -> str:
+        return Reason.INVALID_NUMBER
+
+
 class LookupNotSupported(ProviderError):
     """The provider cannot tell whether it has a message of ours (no lookup by our id)."""
 

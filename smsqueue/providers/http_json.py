@@ -17,8 +17,10 @@ Send: `POST url` with `Content-Type: application/json; charset=utf-8` and
 `{"<to_field>": "+79161234567", "<text_field>": "...", "<sender_field>": "ACME"}`. A 2xx whose JSON has the id
 at `id_path` is accepted; a 2xx without it is ambiguous (the provider probably has the message), so it is
 transient with `may_have_sent`. A 401, 402 or 403 is permanent and provider-wide (credentials or funds); any
-other 4xx but 429 is permanent (`provider_error:http_<status>`); 5xx, 429 and network failures are transient
-(the base client does those).
+other 4xx but 429 is permanent (`provider_error:http_<status>`), and one whose JSON body is
+`{"error": "invalid_number", ...}` says the number itself is bad: reason `invalid_number` (code
+`http_<status>`), no other provider tried; 5xx, 429 and network failures are transient (the base client does
+those).
 
 Status: `GET status_url` with the same auth header. The answer is a JSON object with `status` (one of
 STATUS_WORDS below) and an optional `reason`. A 404 means the provider does not know the id (left out).
@@ -29,7 +31,7 @@ Reports: the provider POSTs JSON `{"id": "<its message id>", "status": "delivere
 `{"ok": true}`. A body that does not fit is refused (PermanentProviderError, code `bad_report`).
 
 Status words (STATUS_WORDS, case-insensitive); a failure's reason is `provider_error:<reason>`, or
-`provider_error:<status word>` without one:
+`provider_error:<status word>` without one, and `invalid_number` for the reason `invalid_number`:
 
 | words | our status |
 |---|---|
@@ -57,6 +59,7 @@ from smsqueue.errors import FieldCode
 from smsqueue.providers.base import (
     Balance,
     IncomingRequest,
+    InvalidNumber,
     OutgoingSMS,
     ParsedReports,
     PermanentProviderError,
@@ -68,7 +71,7 @@ from smsqueue.providers.base import (
     StatusUpdate,
     TransientProviderError,
 )
-from smsqueue.statuses import Status, provider_error
+from smsqueue.statuses import Reason, Status, provider_error
 
 DEFAULTS: dict[str, str] = {
     "auth_header": "Authorization",
@@ -92,6 +95,7 @@ STATUS_WORDS: dict[str, Status | None] = {
 }
 
 ACCOUNT_HTTP_STATUSES = frozenset({401, 402, 403})
+BAD_NUMBER = "invalid_number"  # the contract's word for "the number itself is bad"
 REPORT_ANSWER = ReportAnswer(body='{"ok": true}', status=200, content_type="application/json")
 # The provider's reason, cut so that `provider_error:<reason>` fits messages.reason (64 characters).
 MAX_REASON_CHARS = 64 - len(provider_error(""))
@@ -104,6 +108,8 @@ def status_update(word: str, reason: Any = None) -> StatusUpdate:
     status = STATUS_WORDS[word.lower()]
     if status not in (Status.UNDELIVERED, Status.FAILED):
         return StatusUpdate(status, None, word)
+    if reason == BAD_NUMBER:
+        return StatusUpdate(status, Reason.INVALID_NUMBER, word)
     detail = str(reason).strip()[:MAX_REASON_CHARS] if reason not in (None, "") else word.lower()
     return StatusUpdate(status, provider_error(detail), word)
 
@@ -173,6 +179,9 @@ class HttpJsonClient(ProviderClient):
         if sms.sender:
             body[self.setting("sender_field")] = sms.sender
         response = self._request("POST", self.setting("url"), body)
+        if _says_bad_number(response):
+            code = f"http_{response.status_code}"
+            raise InvalidNumber(f"{code}: {BAD_NUMBER}", code=code)
         self._raise_for_status(response)
         try:
             answer = json.loads(response.content, parse_float=Decimal)
@@ -247,6 +256,18 @@ class HttpJsonClient(ProviderClient):
             code=f"http_{code}",
             provider_wide=code in ACCOUNT_HTTP_STATUSES,
         )
+
+
+def _says_bad_number(response: requests.Response) -> bool:
+    """A refusal of this message (a 4xx other than the account's) whose body names a bad number."""
+    code = response.status_code
+    if not 400 <= code < 500 or code in ACCOUNT_HTTP_STATUSES:
+        return False
+    try:
+        answer = json.loads(response.content)
+    except ValueError:
+        return False
+    return isinstance(answer, Mapping) and answer.get("error") == BAD_NUMBER
 
 
 def _status_from_answer(response: requests.Response) -> StatusUpdate | None:

@@ -15,7 +15,8 @@ smsaero/smsaero_golang, smsaero/smsaero_php on GitHub):
 - Errors: `{"success": false, "data": null | {"<field>": ["..."]}, "message": "..."}` with an HTTP status (401
   for bad credentials, 400 for validation); older answers `{"result": "no credits"}` and
   `{"result": "reject", "reason": "..."}`. There are no numeric error codes, so the codes in our reasons
-  (`provider_error:<code>`) are ours, from the HTTP status, the field at fault and the message (table below).
+  (`provider_error:<code>`) are ours, from the HTTP status, the field at fault and the message (table below);
+  a bad number's reason is `invalid_number`, with SMS Aero's own message kept in the error's text.
 - No id of ours can be given to SMS Aero, so `lookup` is not supported.
 - The callback body is not specified in the docs we could check: `parse_report` accepts a JSON object (the
   message as in `data`, bare or wrapped in `data`, or a list of them) or form/query fields `id`, `status`
@@ -28,12 +29,12 @@ Errors, checked in this order (`_error_code`):
 | HTTP 401 or 403 | unauthorized | permanent, provider_wide |
 | `result: "no credits"` | no_money | permanent, provider_wide |
 | a `sign` field error in `data` | sign | permanent, provider_wide |
-| a `number`/`numbers` field error in `data` | invalid_number | permanent, number_problem |
+| a `number`/`numbers` field error in `data` | invalid_number | InvalidNumber (reason invalid_number) |
 | a message about credentials/authorization | unauthorized | permanent, provider_wide |
 | a message about a limit or too many requests | limit | transient |
 | a message about money/credits/balance | no_money | permanent, provider_wide |
 | a message about the sign | sign | permanent, provider_wide |
-| a message about the number/phone | invalid_number | permanent, number_problem |
+| a message about the number/phone | invalid_number | InvalidNumber (reason invalid_number) |
 | HTTP 404 or a "not found" message | not_found | permanent (a status query: left out) |
 | `result: "reject"` | reject | permanent |
 | anything else | validation (HTTP 400), http_<status>, or error (HTTP 200) | permanent |
@@ -62,6 +63,7 @@ from smsqueue.errors import FieldCode
 from smsqueue.providers.base import (
     Balance,
     IncomingRequest,
+    InvalidNumber,
     OutgoingSMS,
     ParsedReports,
     PermanentProviderError,
@@ -117,12 +119,9 @@ def error_for_answer(
     text = f"SMS Aero error {code} (HTTP {http_status})" + (f": {message}" if message else "")
     if code == "limit":
         return TransientProviderError(text, code=code)
-    return PermanentProviderError(
-        text,
-        code=code,
-        number_problem=code == "invalid_number",
-        provider_wide=code in ("unauthorized", "no_money", "sign"),
-    )
+    if code == "invalid_number":
+        return InvalidNumber(text, code=code)  # `text` keeps SMS Aero's own message
+    return PermanentProviderError(text, code=code, provider_wide=code in ("unauthorized", "no_money", "sign"))
 
 
 def _error_code(http_status: int, content: Mapping[str, Any], message: str) -> str:

@@ -30,7 +30,7 @@ Send errors (`error_code`) and what they become:
 | 4    | IP blocked for a while after frequent errors  | TransientProviderError, retry_after 60 s       |
 | 5    | bad date format                               | PermanentProviderError                         |
 | 6    | message forbidden (text or sender name)       | PermanentProviderError                         |
-| 7    | bad phone number format                       | PermanentProviderError, number_problem         |
+| 7    | bad phone number format                       | InvalidNumber (reason invalid_number)          |
 | 8    | cannot be delivered to this number            | PermanentProviderError (another route may)     |
 | 9    | same request repeated within a minute, or too | TransientProviderError, may_have_sent,         |
 |      | many concurrent requests                      | retry_after 60 s: an identical earlier request |
@@ -39,7 +39,8 @@ Send errors (`error_code`) and what they become:
 
 The same codes from `status.php` and `balance.php` raise the same types, never with may_have_sent.
 
-Statuses (`status` field) and what they become (reason `provider_error:<status>` on failures):
+Statuses (`status` field) and what they become (reason `provider_error:<status>` on failures, but
+`invalid_number` for 22; the status is kept in `provider_status` either way):
 
 | status | SMSC meaning                        | our status              |
 |--------|-------------------------------------|-------------------------|
@@ -52,7 +53,7 @@ Statuses (`status` field) and what they become (reason `provider_error:<status>`
 | 3      | expired                             | undelivered             |
 | 4      | link clicked                        | delivered               |
 | 20     | cannot be delivered                 | undelivered             |
-| 22     | bad number                          | failed                  |
+| 22     | bad number                          | failed, invalid_number  |
 | 23     | forbidden                           | failed                  |
 | 24     | not enough money                    | failed                  |
 | 25     | unreachable number                  | undelivered             |
@@ -88,6 +89,7 @@ from smsqueue.errors import FieldCode
 from smsqueue.providers.base import (
     Balance,
     IncomingRequest,
+    InvalidNumber,
     OutgoingSMS,
     ParsedReports,
     PermanentProviderError,
@@ -101,7 +103,7 @@ from smsqueue.providers.base import (
     TextTooLong,
     TransientProviderError,
 )
-from smsqueue.statuses import Status, provider_error
+from smsqueue.statuses import Reason, Status, provider_error
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +119,8 @@ UNDELIVERED_STATUSES = frozenset({3, 20, 25})
 FAILED_STATUSES = frozenset({22, 23, 24})
 
 PROVIDER_WIDE_ERRORS = frozenset({2, 3})
-NUMBER_ERRORS = frozenset({7})
+NUMBER_ERRORS = frozenset({7})  # all "bad number": InvalidNumber
+BAD_NUMBER_STATUS = 22
 TRANSIENT_ERRORS = frozenset({4, 9})
 
 ERROR_TEXTS: dict[int, str] = {
@@ -262,6 +265,8 @@ def status_update(item: Mapping[str, Any]) -> StatusUpdate:
         return StatusUpdate(Status.DELIVERED, None, raw)
     if code in UNDELIVERED_STATUSES:
         return StatusUpdate(Status.UNDELIVERED, provider_error(code), raw)
+    if code == BAD_NUMBER_STATUS:
+        return StatusUpdate(Status.FAILED, Reason.INVALID_NUMBER, raw)
     if code in FAILED_STATUSES:
         return StatusUpdate(Status.FAILED, provider_error(code), raw)
     if code not in IN_PROGRESS_STATUSES:
@@ -298,11 +303,10 @@ def error_for(answer: Mapping[str, Any], *, sending: bool) -> ProviderError:
         return TransientProviderError(
             message, code=code, may_have_sent=sending and code == 9, retry_after=BLOCKED_RETRY_AFTER
         )
+    if code in NUMBER_ERRORS:
+        return InvalidNumber(message, code=answer.get("error_code"))
     return PermanentProviderError(
-        message,
-        code=answer.get("error_code"),
-        number_problem=code in NUMBER_ERRORS,
-        provider_wide=code in PROVIDER_WIDE_ERRORS,
+        message, code=answer.get("error_code"), provider_wide=code in PROVIDER_WIDE_ERRORS
     )
 
 

@@ -25,7 +25,8 @@ Request and number error codes (REQUEST_ERRORS has each code's meaning):
 | codes | raised as |
 |---|---|
 | 200 bad api_id, 201 no funds, 204 sender not approved, 300-302 bad login | permanent, provider_wide |
-| 202 bad recipient, 209 in our stop list, 215 in SMS.ru's spam stop list | permanent, number_problem |
+| 202 bad recipient number | InvalidNumber (reason invalid_number, the code kept) |
+| 209 in our stop list, 215 in SMS.ru's spam stop list | permanent, number_problem |
 | 203, 205, 207 no route, 208, 210-214, 216, 303, 507, 901, 902, and any code not listed | permanent |
 | 206, 220, 230-233, 304, 305, 500-506, 508 (limits, unavailable, server error) | transient |
 
@@ -56,6 +57,7 @@ from smsqueue.errors import FieldCode
 from smsqueue.providers.base import (
     Balance,
     IncomingRequest,
+    InvalidNumber,
     OutgoingSMS,
     ParsedReports,
     PermanentProviderError,
@@ -120,6 +122,8 @@ REQUEST_ERRORS: dict[int, tuple[ErrorKind, str]] = {
     902: (ErrorKind.REQUEST, "callback handler not found"),
 }
 
+BAD_NUMBER_CODES = frozenset({202})  # the NUMBER errors that say the number itself is wrong
+
 NOT_FOUND = -1
 STATUSES: dict[int, Status | None] = {
     100: None,
@@ -150,6 +154,8 @@ def error_for_code(code: int) -> ProviderError:
     message = f"SMS.ru error {code}: {meaning}"
     if kind is ErrorKind.LATER:
         return TransientProviderError(message, code=code)
+    if code in BAD_NUMBER_CODES:
+        return InvalidNumber(message, code=code)
     return PermanentProviderError(
         message,
         code=code,
