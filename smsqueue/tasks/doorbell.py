@@ -19,7 +19,8 @@ from functools import cached_property
 from typing import Any
 
 from smsqueue.config import settings
-from smsqueue.queues import Queues
+from smsqueue.messages import Followups
+from smsqueue.queues import ROUTES, Queues, Tasks
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +43,7 @@ class RedisDoorbell:
     def __init__(self, broker_url: str) -> None:
         import redis
 
-        from smsqueue.tasks.celery_app import app
-
+        app = _app()
         # Short timeouts: the request that rings waits for this publish.
         self.pool = redis.ConnectionPool.from_url(broker_url, socket_connect_timeout=0.5, socket_timeout=2)
         self.connection: Any = None
@@ -68,7 +68,7 @@ class RedisDoorbell:
             "content-encoding": "utf-8",
             "content-type": "application/json",
             "headers": {
-                "lang": "py", "task": SEND_TASK, "id": "@task_id@", "shadow": None, "eta": None,
+                "lang": "py", "task": Tasks.SEND_MESSAGES, "id": "@task_id@", "shadow": None, "eta": None,
                 "expires": None, "group": None, "group_index": None, "retries": 0,
                 "timelimit": self.timelimit,
                 "root_id": "@task_id@", "parent_id": None, "argsrepr": "@argsrepr@", "kwargsrepr": "{}",
@@ -100,16 +100,9 @@ class RedisDoorbell:
                 raise
 
 
-SEND_TASK = "smsqueue.send_messages"
 _EMBED = json.dumps({"callbacks": None, "errbacks": None, "chain": None, "chord": None})
 _doorbell: RedisDoorbell | None = None
 _doorbell_pid: int | None = None
-
-
-def _send_task() -> Any:
-    from smsqueue.tasks.send import send_messages  # here: that module imports this one
-
-    return send_messages
 
 
 def _fast_doorbell() -> RedisDoorbell | None:
@@ -137,8 +130,13 @@ def ring_send(pks: Sequence[int], countdown: float = 0.0) -> bool:
             if fast is not None:
                 fast.publish(chunks[i:])
                 break
-            _send_task().apply_async(
-                (chunk,), queue=Queues.SEND, routing_key=Queues.SEND, countdown=countdown or None, retry=False
+            _app().send_task(
+                Tasks.SEND_MESSAGES,
+                (chunk,),
+                queue=Queues.SEND,
+                routing_key=Queues.SEND,
+                countdown=countdown or None,
+                retry=False,
             )
         except Exception as exc:
             _broken_until = time.monotonic() + BREAKER_SECONDS
@@ -163,19 +161,19 @@ def ring_later(items: Iterable[tuple[int, float]]) -> None:
         ring_send(pks, countdown=delay)
 
 
-def publish_now(task: Any, args: tuple[Any, ...], queue: str) -> None:
-    """Publish a task from a request: on a connection that gives up after one quick retry, so that a
-    broker outage costs the request a moment, not kombu's default reconnect loop. Raises on failure (the
-    caller falls back); skips straight to raising while the breaker is open."""
+def publish_now(task: str, args: tuple[Any, ...]) -> None:
+    """Publish a task (by name, to its routed queue) from a request: on a connection that gives up after
+    one quick retry, so that a broker outage costs the request a moment, not kombu's default reconnect
+    loop. Raises on failure (the caller falls back); skips straight to raising while the breaker is open."""
     global _broken_until
-    from smsqueue.tasks.celery_app import app
-
+    app = _app()
+    queue = ROUTES[task]
     if time.monotonic() < _broken_until:
         raise ConnectionError("the broker failed a moment ago")
     try:
         with app.connection_for_write() as conn:
             conn.ensure_connection(max_retries=1, interval_start=0, interval_step=0.2, timeout=2)
-            task.apply_async(args, queue=queue, routing_key=queue, retry=False, connection=conn)
+            app.send_task(task, args, queue=queue, routing_key=queue, retry=False, connection=conn)
     except Exception:
         _broken_until = time.monotonic() + BREAKER_SECONDS
         raise
@@ -184,3 +182,15 @@ def publish_now(task: Any, args: tuple[Any, ...], queue: str) -> None:
 def ring_soon(pks: Sequence[int]) -> None:
     """Ring for messages just committed by a request: never raises (the sweep covers a failure)."""
     ring_send(list(pks))
+
+
+def ring_followups(followups: Followups) -> None:
+    """Ring what a committed step of the domain says must be rung."""
+    ring_send(followups.now)
+    ring_later(followups.later)
+
+
+def _app() -> Any:
+    from smsqueue.tasks.celery_app import app  # here: the app's import configures Celery
+
+    return app

@@ -5,14 +5,15 @@ receiver occupies webhook workers only, never senders."""
 from __future__ import annotations
 
 from smsqueue import webhooks
+from smsqueue.queues import WebhookTasks
 from smsqueue.tasks.celery_app import app
 
 
-@app.task(name="smsqueue.sweep_webhooks", ignore_result=True)
+@app.task(name=WebhookTasks.SWEEP, ignore_result=True)
 def sweep_webhooks() -> int:
     return webhooks.sweep()
 
 
-@app.task(name="smsqueue.deliver_webhooks", ignore_result=True)
+@app.task(name=WebhookTasks.DELIVER, ignore_result=True)
 def deliver_webhooks(attempt_ids: list[int]) -> int:
     return webhooks.deliver(attempt_ids)
