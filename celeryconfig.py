@@ -72,7 +72,8 @@ enable_utc = True
 beat_schedule = {
     "dispatch-scheduled": {"task": Tasks.DISPATCH_SCHEDULED, "schedule": _s.sweep_interval},
     "poll-statuses": {"task": Tasks.POLL_STATUSES, "schedule": _s.sweep_interval},
-    "republish-lost": {"task": Tasks.REPUBLISH_LOST, "schedule": max(_s.sweep_interval, 5.0)},
+    # Also rings retries when they are due (no countdown is published): as often as the other sweeps.
+    "republish-lost": {"task": Tasks.REPUBLISH_LOST, "schedule": _s.sweep_interval},
     "reconcile-sending": {"task": Tasks.RECONCILE_SENDING, "schedule": max(_s.sweep_interval, 2.0)},
     "sweep-webhooks": {"task": WebhookTasks.SWEEP, "schedule": _s.webhook_sweep_interval},
     "purge-counters": {"task": Tasks.PURGE_COUNTERS, "schedule": 3600.0},

@@ -9,13 +9,14 @@ from __future__ import annotations
 import uuid
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, func, insert, select, update
 from sqlalchemy.dialects.postgresql import ARRAY
 
 from smsqueue.clock import now as clock_now
+from smsqueue.config import settings
 from smsqueue.db import prepare
 from smsqueue.models import Message, MessageEvent
 from smsqueue.statuses import CANCELABLE, PROVIDER_FINAL, Reason, Status, sources_of
@@ -62,15 +63,27 @@ class Moved:
 
 @dataclass(slots=True)
 class Followups:
-    """Doorbells to ring once the transaction has committed: message pks to ring now, and (message pk,
-    seconds from now) pairs. Domain code returns them; the Celery task that ran it rings them."""
+    """Doorbells to ring once the transaction has committed. Domain code returns them; the Celery task
+    that ran it rings them.
+
+    `now`: pks due now. `later`: (pk, seconds) of short waits for a rate-limit token, rung with a
+    countdown because a token bucket with a small burst must be come back to on time; that countdown is
+    only a timing aid. Nothing relies on it surviving in the broker: every queued row says when the sweep
+    rings it (`ring_at`), a retry at its due time, a short wait a grace period after it."""
 
     now: list[int] = field(default_factory=list)
     later: list[tuple[int, float]] = field(default_factory=list)
     count: int = 0  # how many rows the step that made them took (the sweeps report it)
 
-    def add(self, pk: int, delay: float) -> None:
-        self.later.append((pk, max(0.0, delay)))
+
+# The longest wait rung with a countdown (see Followups); a longer one is rung by the sweep alone.
+SHORT_WAIT = 10.0
+
+
+def ring_after_grace(at: datetime) -> datetime:
+    """`ring_at` of a queued message rung at `at`: the sweep rings it again only if no worker has taken
+    it within the grace period (its doorbell was lost)."""
+    return at + timedelta(seconds=settings().lost_publish_after)
 
 
 def _due_at(status: Status, send_at: datetime | None, valid_until: datetime | None, at: datetime) -> datetime:
@@ -129,6 +142,7 @@ def _rows(items: Sequence[NewMessage], at: datetime) -> tuple[list[dict[str, Any
                 "request_hash": item.request_hash,
                 "attempts": 0,
                 "next_attempt_at": _due_at(status, item.send_at, item.valid_until, at),
+                "ring_at": ring_after_grace(at) if status is Status.QUEUED else None,
                 "status_checks": 0,
                 "event_seq": 1,
                 "created_at": at,
@@ -165,8 +179,8 @@ def insert_messages(conn: Connection, items: Sequence[NewMessage], at: datetime 
 _MESSAGE_COLUMNS = (
     "id", "legal_entity_id", "recipient", "text", "sender", "requested_provider_id", "status", "reason",
     "segments", "encoding", "send_at", "valid_until", "recipient_timezone", "callback_url", "reference",
-    "idempotency_key", "request_hash", "attempts", "next_attempt_at", "status_checks", "event_seq",
-    "created_at", "updated_at",
+    "idempotency_key", "request_hash", "attempts", "next_attempt_at", "ring_at", "status_checks",
+    "event_seq", "created_at", "updated_at",
 )  # fmt: skip
 # Accepting messages is the API's hot path. On PostgreSQL the messages and their first events go in one
 # statement (one round trip, whatever the batch size), as plain SQL: SQLAlchemy's statement machinery

@@ -20,6 +20,7 @@ from smsqueue.messages import (
     ProviderStatus,
     apply_status,
     messages_t,
+    ring_after_grace,
     transition,
     transition_each,
 )
@@ -188,18 +189,17 @@ def record_failure(
     retry_here = isinstance(error, TransientProviderError) and attempt < settings().max_attempts_per_provider
     if retry_here:
         assert isinstance(error, TransientProviderError)
-        delay = backoff(attempt, error.retry_after)
-        moved = leave_sending(
+        due = at + timedelta(seconds=backoff(attempt, error.retry_after))
+        leave_sending(
             conn,
             message,
             Status.QUEUED,
             reason=error.reason,
             at=at,
             detail=detail,
-            values={"next_attempt_at": at + timedelta(seconds=delay)},
+            # Due then, and rung by the sweep then: no countdown in the broker, which may lose it.
+            values={"next_attempt_at": due, "ring_at": due},
         )
-        if moved:
-            followups.add(message.pk, delay)
         return
     # Give this provider up: the next one by priority takes it, if there is one.
     excluded = sorted({*(message.excluded_providers or ()), provider.id})
@@ -223,10 +223,15 @@ def record_failure(
         reason=error.reason,
         at=at,
         detail={**detail, "failover_to": nxt.provider.code},
-        values={"next_attempt_at": at, "excluded_providers": excluded, "attempts": 0},
+        values={
+            "next_attempt_at": at,
+            "ring_at": ring_after_grace(at),
+            "excluded_providers": excluded,
+            "attempts": 0,
+        },
     )
     if moved:
-        followups.add(message.pk, 0.0)
+        followups.now.append(message.pk)
 
 
 def leave_sending(conn: Connection, message: Any, to: Status, **kwargs: Any) -> Moved | None:

@@ -25,7 +25,7 @@ from smsqueue.clock import now
 from smsqueue.config import settings
 from smsqueue.db import transaction
 from smsqueue.links import Claimed, Link, NoProvider, choose_link, load_context
-from smsqueue.messages import Followups, messages_t, transition, transition_many
+from smsqueue.messages import SHORT_WAIT, Followups, messages_t, ring_after_grace, transition, transition_many
 from smsqueue.provider_calls import call_all
 from smsqueue.recording import record
 from smsqueue.rules import policy
@@ -120,8 +120,9 @@ def claim(conn: Connection, pks: Sequence[int], at: datetime, followups: Followu
 def _take_tokens(
     conn: Connection, candidates: list[tuple[Any, Link]], at: datetime, followups: Followups
 ) -> list[tuple[Any, Link]]:
-    """Rate limits: the messages that got a token go on; the others stay `queued`, due when their
-    token will be there (no event: waiting for a token is not a change of status)."""
+    """Rate limits: the messages that got a token go on; the others stay `queued`, due when their token
+    will be there (no event: waiting for a token is not a change of status). A short wait is rung with a
+    countdown, and by the sweep a grace period later if that was lost; a long one by the sweep."""
     by_provider: dict[int, list[tuple[Any, Link]]] = defaultdict(list)
     for row, link in candidates:
         by_provider[link.provider.id].append((row, link))
@@ -139,12 +140,15 @@ def _take_tokens(
         for i, (row, _) in enumerate(waiting):
             # Spread the waiting ones over the time their tokens take to come back.
             delay = grant.wait + (i / rate if rate else 0.0)
+            due = at + timedelta(seconds=delay)
+            short = delay <= SHORT_WAIT
             conn.execute(
                 update(messages_t)
                 .where(m.pk == row.pk, m.status == Status.QUEUED.value)
-                .values(next_attempt_at=at + timedelta(seconds=delay))
+                .values(next_attempt_at=due, ring_at=ring_after_grace(due) if short else due)
             )
-            followups.add(row.pk, delay)
+            if short:
+                followups.later.append((row.pk, delay))
     return admitted
 
 

@@ -2,7 +2,10 @@
 several beats or overlapping runs never take the same row.
 
 - dispatch_scheduled: `scheduled` messages whose time has come -> `queued` (or `expired`), and ring;
-- republish_lost: `queued` messages whose doorbell was lost (a publish that failed, a killed worker);
+- republish_lost: `queued` messages whose `ring_at` has come: a doorbell that was lost (a publish that
+  failed, a killed worker, a broker restarted empty) or a retry that is due (no Celery countdown is relied
+  on: the database says when a message is due); every due one is rung at once when the
+  broker is known to have lost what it held (`ring_again_when_due`);
 - reconcile_sending: `sending` messages whose send never got recorded: ask the provider, never resend blindly.
 
 Each sweep is a generator of its committed batches' `Followups`: the task that runs it (smsqueue.tasks.sweep)
@@ -20,10 +23,9 @@ from typing import Any
 from sqlalchemy import select, update
 
 from smsqueue.clock import now
-from smsqueue.config import settings
 from smsqueue.db import transaction
 from smsqueue.links import Link, load_context
-from smsqueue.messages import Followups, messages_t, transition_many
+from smsqueue.messages import SHORT_WAIT, Followups, messages_t, ring_after_grace, transition_many
 from smsqueue.models import Provider
 from smsqueue.provider_calls import outgoing
 from smsqueue.providers.base import LookupNotSupported, ProviderError, TransientProviderError
@@ -83,7 +85,12 @@ def _dispatch_scheduled_batch(at: datetime) -> tuple[int, Followups]:
             values={"next_attempt_at": None},
         )
         moved = transition_many(
-            conn, due, Status.QUEUED, expected={Status.SCHEDULED}, at=at, values={"next_attempt_at": at}
+            conn,
+            due,
+            Status.QUEUED,
+            expected={Status.SCHEDULED},
+            at=at,
+            values={"next_attempt_at": at, "ring_at": ring_after_grace(at)},
         )
     return len(rows), Followups(now=[x.pk for x in moved])
 
@@ -93,15 +100,43 @@ def republish_lost() -> Iterator[Followups]:
 
 
 def _republish_lost_batch(at: datetime) -> tuple[int, Followups]:
-    before = at - timedelta(seconds=settings().lost_publish_after)
     with transaction() as conn:
-        pks = list(conn.execute(_due(Status.QUEUED, before, BATCH, m.pk)).scalars())
-        if pks:
-            # Due again only after another grace period: one re-publish per period, not one per sweep.
-            conn.execute(update(messages_t).where(m.pk.in_(pks)).values(next_attempt_at=at))
+        pks = list(
+            conn.execute(
+                select(m.pk)
+                .where(m.status == Status.QUEUED.value, m.ring_at <= at)
+                .order_by(m.ring_at)
+                .limit(BATCH)
+                .with_for_update(skip_locked=True)
+            ).scalars()
+        )
+        _rang(conn, pks, at)
     if pks:
-        log.info("re-publishing %d queued message(s) whose doorbell was lost", len(pks))
+        log.info("ringing for %d queued message(s): due, or their doorbell was lost", len(pks))
     return len(pks), Followups(now=pks)
+
+
+def ring_again_when_due(at: datetime) -> int:
+    """For when the broker is known to have lost doorbells (restarted empty): every queued message rung
+    within the last grace period, or waiting on a countdown, is made due for the ring sweep at its own
+    due time, so that what was rung before is rung again at once (and a lost countdown on time), not
+    after the grace period. One statement, over the `ring_at` index's near future only."""
+    window = ring_after_grace(at) + timedelta(seconds=SHORT_WAIT)
+    with transaction() as conn:
+        done = conn.execute(
+            update(messages_t)
+            .where(m.status == Status.QUEUED.value, m.ring_at > at, m.ring_at <= window)
+            .values(ring_at=m.next_attempt_at)
+        ).rowcount
+    if done:
+        log.info("the broker lost its doorbells: %d queued message(s) to be rung again when due", done)
+    return done or 0
+
+
+def _rang(conn: Any, pks: list[int], at: datetime) -> None:
+    """Rung now: rung again only if no worker has taken them within the grace period."""
+    if pks:
+        conn.execute(update(messages_t).where(m.pk.in_(pks)).values(ring_at=ring_after_grace(at)))
 
 
 def reconcile_sending() -> Iterator[Followups]:

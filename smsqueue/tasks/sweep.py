@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from smsqueue import metrics, sweeps
+from smsqueue.clock import now
 from smsqueue.messages import Followups
 from smsqueue.queues import Tasks
 from smsqueue.tasks.celery_app import app
-from smsqueue.tasks.doorbell import ring_followups
+from smsqueue.tasks.doorbell import broker_lost_doorbells, ring_followups
 
 
 def _ring_each(batches: Iterable[Followups]) -> int:
@@ -27,6 +28,10 @@ def dispatch_scheduled() -> int:
 
 @app.task(name=Tasks.REPUBLISH_LOST, ignore_result=True)
 def republish_lost() -> int:
+    """Ring the queued messages whose `ring_at` has come; first, if the broker lost doorbells (restarted
+    empty, or a publisher could not ring), every due one at once rather than after the grace period."""
+    if broker_lost_doorbells():
+        sweeps.ring_again_when_due(now())
     return _ring_each(sweeps.republish_lost())
 
 
@@ -42,7 +47,6 @@ def purge_counters() -> int:
     """Counter rows of 230-FZ periods long over: never read again (a few days' margin for time zones)."""
     from datetime import timedelta
 
-    from smsqueue.clock import now
     from smsqueue.db import transaction
     from smsqueue.rules import limits
 
