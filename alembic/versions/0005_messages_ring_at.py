@@ -26,8 +26,8 @@ QUEUED = sa.text("status = 'queued'")
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("messages") as batch:
-        batch.add_column(sa.Column("ring_at", sa.DateTime(timezone=True), nullable=True))
+    # Plain ALTER TABLE on both backends: a batch (table copy) on SQLite would drop the change triggers.
+    op.add_column("messages", sa.Column("ring_at", sa.DateTime(timezone=True), nullable=True))
     # Queued rows from before: rung when they are due, as the old sweep would have after its grace.
     op.execute("UPDATE messages SET ring_at = next_attempt_at WHERE status = 'queued'")
     op.drop_index("ix_messages_queued_due", table_name="messages")
@@ -45,5 +45,4 @@ def downgrade() -> None:
         postgresql_where=QUEUED,
         sqlite_where=QUEUED,
     )
-    with op.batch_alter_table("messages") as batch:
-        batch.drop_column("ring_at")
+    op.drop_column("messages", "ring_at")
