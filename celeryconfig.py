@@ -9,7 +9,7 @@ from __future__ import annotations
 from kombu import Exchange, Queue
 
 from smsqueue.config import data_dir, settings
-from smsqueue.queues import ROUTES, Queues
+from smsqueue.queues import ROUTES, Queues, Tasks, WebhookTasks
 
 _s = settings()
 
@@ -70,12 +70,13 @@ timezone = "UTC"
 enable_utc = True
 
 beat_schedule = {
-    "dispatch-scheduled": {"task": "smsqueue.dispatch_scheduled", "schedule": _s.sweep_interval},
-    "poll-statuses": {"task": "smsqueue.poll_statuses", "schedule": _s.sweep_interval},
-    "republish-lost": {"task": "smsqueue.republish_lost", "schedule": max(_s.sweep_interval, 5.0)},
-    "reconcile-sending": {"task": "smsqueue.reconcile_sending", "schedule": max(_s.sweep_interval, 2.0)},
-    "sweep-webhooks": {"task": "smsqueue.sweep_webhooks", "schedule": _s.webhook_sweep_interval},
-    "purge-counters": {"task": "smsqueue.purge_counters", "schedule": 3600.0},
+    "dispatch-scheduled": {"task": Tasks.DISPATCH_SCHEDULED, "schedule": _s.sweep_interval},
+    "poll-statuses": {"task": Tasks.POLL_STATUSES, "schedule": _s.sweep_interval},
+    # Also rings retries when they are due (no countdown is published): as often as the other sweeps.
+    "republish-lost": {"task": Tasks.REPUBLISH_LOST, "schedule": _s.sweep_interval},
+    "reconcile-sending": {"task": Tasks.RECONCILE_SENDING, "schedule": max(_s.sweep_interval, 2.0)},
+    "sweep-webhooks": {"task": WebhookTasks.SWEEP, "schedule": _s.webhook_sweep_interval},
+    "purge-counters": {"task": Tasks.PURGE_COUNTERS, "schedule": 3600.0},
 }
 # A beat tick that nobody ran before the next one is worthless: let it expire instead of piling up.
 for _entry in beat_schedule.values():

@@ -8,17 +8,18 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, func, insert, select, update
 from sqlalchemy.dialects.postgresql import ARRAY
 
 from smsqueue.clock import now as clock_now
+from smsqueue.config import settings
 from smsqueue.db import prepare
 from smsqueue.models import Message, MessageEvent
-from smsqueue.statuses import CANCELABLE, Reason, Status, WebhookState, sources_of
+from smsqueue.statuses import CANCELABLE, PROVIDER_FINAL, Reason, Status, WebhookState, sources_of
 
 messages_t = Message.__table__
 events_t = MessageEvent.__table__
@@ -58,6 +59,33 @@ class Moved:
     id: uuid.UUID
     seq: int
     status: Status
+
+
+@dataclass(slots=True)
+class Followups:
+    """Doorbells to ring once the transaction has committed. Domain code returns them; the Celery task
+    that ran it rings them.
+
+    `now`: pks due now. `later`: (pk, seconds) of short waits for a rate-limit token, rung with a
+    countdown because a token bucket with a small burst must be come back to on time; that countdown is
+    only a timing aid. Nothing relies on it surviving in the broker: every queued row says when the sweep
+    rings it (`ring_at`), a retry at its due time, a short wait a grace period after it."""
+
+    now: list[int] = field(default_factory=list)
+    later: list[tuple[int, float]] = field(default_factory=list)
+    count: int = 0  # how many rows the step that made them took (the sweeps report it)
+
+
+# The longest wait rung with a countdown (see Followups); a longer one is rung by the sweep alone.
+# A doorbell that comes a little early (clock skew between processes) still finds its message due.
+DUE_TOLERANCE = timedelta(milliseconds=500)
+SHORT_WAIT = 10.0
+
+
+def ring_after_grace(at: datetime) -> datetime:
+    """`ring_at` of a queued message rung at `at`: the sweep rings it again only if no worker has taken
+    it within the grace period (its doorbell was lost)."""
+    return at + timedelta(seconds=settings().lost_publish_after)
 
 
 def _due_at(status: Status, send_at: datetime | None, valid_until: datetime | None, at: datetime) -> datetime:
@@ -116,6 +144,7 @@ def _rows(items: Sequence[NewMessage], at: datetime) -> tuple[list[dict[str, Any
                 "request_hash": item.request_hash,
                 "attempts": 0,
                 "next_attempt_at": _due_at(status, item.send_at, item.valid_until, at),
+                "ring_at": ring_after_grace(at) if status is Status.QUEUED else None,
                 "status_checks": 0,
                 "event_seq": 1,
                 "created_at": at,
@@ -152,8 +181,8 @@ def insert_messages(conn: Connection, items: Sequence[NewMessage], at: datetime 
 _MESSAGE_COLUMNS = (
     "id", "legal_entity_id", "recipient", "text", "sender", "requested_provider_id", "status", "reason",
     "segments", "encoding", "send_at", "valid_until", "recipient_timezone", "callback_url", "reference",
-    "idempotency_key", "request_hash", "attempts", "next_attempt_at", "status_checks", "event_seq",
-    "created_at", "updated_at",
+    "idempotency_key", "request_hash", "attempts", "next_attempt_at", "ring_at", "status_checks",
+    "event_seq", "created_at", "updated_at",
 )  # fmt: skip
 # Accepting messages is the API's hot path. On PostgreSQL the messages and their first events go in one
 # statement (one round trip, whatever the batch size), as plain SQL: SQLAlchemy's statement machinery
@@ -242,14 +271,13 @@ def transition_many(
     expected: Collection[Status] | None = None,
     values: Mapping[str, Any] | None = None,
     detail: Mapping[str, Any] | None = None,
-    where: Any = None,
     at: datetime | None = None,
 ) -> list[Moved]:
     """Move messages to `to`, each only if its current status allows it (compare and set), and record
     one event per message moved, in the caller's transaction. Returns the ones that moved.
 
     `expected` narrows the statuses moved from (it must be a subset of the table's sources of `to`);
-    `values` sets other columns in the same UPDATE; `where` adds a condition.
+    `values` sets other columns in the same UPDATE.
     """
     pk_list = list(pks)
     if not pk_list:
@@ -262,8 +290,6 @@ def transition_many(
         .values(status=to.value, reason=reason, updated_at=at, event_seq=c.event_seq + 1, **(values or {}))
         .returning(c.pk, c.id, c.event_seq, c.callback_url)
     )
-    if where is not None:
-        stmt = stmt.where(where)
     rows = conn.execute(stmt).all()
     if not rows:
         return []
@@ -337,14 +363,59 @@ def transition(
     expected: Collection[Status] | None = None,
     values: Mapping[str, Any] | None = None,
     detail: Mapping[str, Any] | None = None,
-    where: Any = None,
     at: datetime | None = None,
 ) -> Moved | None:
     """`transition_many` for one message: its Moved, or None when its status did not allow the move."""
     moved = transition_many(
-        conn, [pk], to, reason=reason, expected=expected, values=values, detail=detail, where=where, at=at
+        conn, [pk], to, reason=reason, expected=expected, values=values, detail=detail, at=at
     )
     return moved[0] if moved else None
+
+
+# --- a provider's status ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderStatus:
+    """A status a provider gave for one of our messages (in an answer, a poll or a delivery report)."""
+
+    pk: int
+    status: Status | None
+    reason: str | None = None
+    provider_status: str | None = None  # the provider's own code, kept in the event
+
+
+def apply_statuses(conn: Connection, items: Sequence[ProviderStatus], at: datetime, source: str) -> set[int]:
+    """Record providers' statuses: the one rule for answers, polls and reports. Only a status that ends
+    a message moves it, and only out of `sent` or `sending` (never out of a final status); anything else
+    (in progress) changes nothing. A few statements for the whole batch. Returns the pks that moved."""
+    groups: dict[tuple[Status, str | None], list[tuple[int, Mapping[str, Any], Mapping[str, Any]]]] = {}
+    for item in items:
+        if item.status not in PROVIDER_FINAL:
+            continue
+        detail = {
+            "source": source,
+            **({"provider_status": item.provider_status} if item.provider_status else {}),
+        }
+        groups.setdefault((item.status, item.reason), []).append((item.pk, {}, detail))
+    moved: set[int] = set()
+    for (status, reason), rows in groups.items():
+        done = transition_each(
+            conn,
+            rows,
+            status,
+            reason=reason,
+            expected={Status.SENT, Status.SENDING},
+            at=at,
+            values={"next_status_check_at": None, "next_attempt_at": None},
+        )
+        moved.update(mv.pk for mv in done)
+    return moved
+
+
+def apply_status(conn: Connection, item: ProviderStatus, at: datetime, source: str) -> bool:
+    """`apply_statuses` for one message: True when it moved."""
+    return bool(apply_statuses(conn, [item], at, source))
 
 
 # --- cancel -------------------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from smsqueue.clock import now
 from smsqueue.config import settings
 from smsqueue.db import transaction
-from smsqueue.messages import messages_t, transition_each, transition_many
+from smsqueue.messages import ProviderStatus, apply_statuses, messages_t, transition_many
 from smsqueue.models import Provider
 from smsqueue.providers.base import ProviderError, StatusQuery, StatusUpdate
 from smsqueue.rules.provider_clients import client_of
@@ -92,31 +92,12 @@ def _ask(provider: Any, rows: list[Any]) -> dict[int, StatusUpdate]:
 
 
 def _record_all(conn: Any, rows: list[Any], answers: dict[int, StatusUpdate], at: datetime) -> None:
-    """What the polls found, a few statements for the whole batch: final statuses by kind, the timed
-    out, and the next check time of the rest."""
-    finals: dict[tuple[Status, str | None], list[tuple[int, dict[str, Any], dict[str, Any]]]] = defaultdict(
-        list
-    )
-    for r in rows:
-        answer = answers.get(r.pk)
-        if answer is not None and answer.status in REPORTABLE:
-            detail = {
-                "source": "poll",
-                **({"provider_status": answer.provider_status} if answer.provider_status else {}),
-            }
-            finals[(answer.status, answer.reason)].append((r.pk, {}, detail))
-    moved: set[int] = set()
-    for (status, reason), items in finals.items():
-        done = transition_each(
-            conn,
-            items,
-            status,
-            reason=reason,
-            expected={Status.SENT, Status.SENDING},
-            at=at,
-            values={"next_status_check_at": None, "next_attempt_at": None},
-        )
-        moved.update(mv.pk for mv in done)
+    """What the polls found, a few statements for the whole batch: the final statuses (through the
+    lifecycle's rule), the timed out, and the next check time of the rest."""
+    found = [
+        ProviderStatus(r.pk, a.status, a.reason, a.provider_status) for r in rows if (a := answers.get(r.pk))
+    ]
+    moved = apply_statuses(conn, found, at, "poll")
     timeout = timedelta(seconds=settings().status_timeout)
     waiting = [r for r in rows if r.pk not in moved]
     timed_out = [r.pk for r in waiting if r.sent_at is not None and at - r.sent_at >= timeout]
@@ -131,9 +112,6 @@ def _record_all(conn: Any, rows: list[Any], answers: dict[int, StatusUpdate], at
     )
     later = [r for r in waiting if r.pk not in set(timed_out)]
     _reschedule(conn, [(r.pk, _next_check(r, at, timeout)) for r in later])
-
-
-REPORTABLE = frozenset({Status.DELIVERED, Status.UNDELIVERED, Status.FAILED})
 
 
 def _next_check(row: Any, at: datetime, timeout: timedelta) -> datetime:

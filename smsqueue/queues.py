@@ -1,5 +1,6 @@
-"""Queue names and task routes: the one place they are named. celeryconfig.py and the Procfile follow it;
-a test checks that the Procfile's workers consume every queue."""
+"""Queue and task names and task routes: the one place they are named. celeryconfig.py (routes, beat
+schedule), every `@app.task(name=...)` and every publish by name follow it; a test checks that every
+registered task has a route and that the Procfile's workers consume every routed queue."""
 
 from __future__ import annotations
 
@@ -13,20 +14,34 @@ class Queues:
     ALL: tuple[str, ...] = (SEND, STATUS, WEBHOOKS, PERIODIC)
 
 
+class Tasks:
+    """Celery task names. Tasks are published by these names only (never by importing the task)."""
+
+    SEND_MESSAGES = "smsqueue.send_messages"
+    POLL_STATUSES = "smsqueue.poll_statuses"
+    PROCESS_REPORTS = "smsqueue.process_reports"
+    DISPATCH_SCHEDULED = "smsqueue.dispatch_scheduled"
+    REPUBLISH_LOST = "smsqueue.republish_lost"
+    RECONCILE_SENDING = "smsqueue.reconcile_sending"
+    PURGE_COUNTERS = "smsqueue.purge_counters"
+
+
+class WebhookTasks:
+    """The status webhooks' task names (smsqueue.tasks.webhooks)."""
+
+    DELIVER = "smsqueue.deliver_webhooks"
+    SWEEP = "smsqueue.sweep_webhooks"
+
+
 # task name -> queue
 ROUTES: dict[str, str] = {
-    "smsqueue.send_messages": Queues.SEND,
-    "smsqueue.poll_statuses": Queues.STATUS,
-    "smsqueue.process_reports": Queues.STATUS,
-    "smsqueue.deliver_webhooks": Queues.WEBHOOKS,
-    "smsqueue.sweep_webhooks": Queues.PERIODIC,
-    "smsqueue.dispatch_scheduled": Queues.PERIODIC,
-    "smsqueue.republish_lost": Queues.PERIODIC,
-    "smsqueue.reconcile_sending": Queues.PERIODIC,
-    "smsqueue.purge_counters": Queues.PERIODIC,
+    Tasks.SEND_MESSAGES: Queues.SEND,
+    Tasks.POLL_STATUSES: Queues.STATUS,
+    Tasks.PROCESS_REPORTS: Queues.STATUS,
+    Tasks.DISPATCH_SCHEDULED: Queues.PERIODIC,
+    Tasks.REPUBLISH_LOST: Queues.PERIODIC,
+    Tasks.RECONCILE_SENDING: Queues.PERIODIC,
+    Tasks.PURGE_COUNTERS: Queues.PERIODIC,
+    WebhookTasks.DELIVER: Queues.WEBHOOKS,
+    WebhookTasks.SWEEP: Queues.PERIODIC,
 }
-
-
-# --- webhook task names (smsqueue.tasks.webhooks) --------------------------------------------------------
-SWEEP_WEBHOOKS = "smsqueue.sweep_webhooks"
-DELIVER_WEBHOOKS = "smsqueue.deliver_webhooks"

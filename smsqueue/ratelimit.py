@@ -1,7 +1,7 @@
 """Global rate limits per provider: a token bucket in Redis shared by every worker process.
 
 Celery's own `rate_limit` is per worker, so it cannot hold a provider's limit across workers. A message
-over the limit is not rejected: it waits for its token (the sender re-queues it with a countdown).
+over the limit is not rejected: it waits for its token (due, and rung by the sweep, when it is there).
 Without Redis (the embedded setup), the bucket lives in the process: one machine, one worker.
 """
 

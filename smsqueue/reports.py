@@ -8,12 +8,12 @@ is our ref, messages.pk), by our ref too. A report is matched:
    task is still waiting for SMSC's answer (the message is `sending`, and SMSC was given our ref);
 3. else, when the report carries no ref of ours (SMS.ru, SMS Aero, generic JSON), the provider may have
    reported delivery before the send task recorded the id its answer gave: the report is kept in
-   `early_reports`, and `sending.record_sent` applies it when it stores that id (`apply_early`).
+   `early_reports`, and `recording.record_sent` applies it when it stores that id (`apply_early`).
    Kept reports nobody claims within EARLY_REPORT_TTL are purged: those were unknown ids, acknowledged
    and ignored.
 
-Every change goes through `sending.apply_status`: a report never moves a message out of a final status,
-and one that says "in progress" changes nothing.
+Every change goes through `messages.apply_status`, the lifecycle's one rule for providers' statuses: a
+report never moves a message out of a final status, and one that says "in progress" changes nothing.
 
 The race between 3 and `record_sent` (the report finds no message because the send task has not
 committed the id yet; the send task finds no kept report because the report has not committed it yet)
@@ -37,11 +37,10 @@ from sqlalchemy import Connection, delete, insert, select, text, tuple_, update
 
 from smsqueue.clock import now
 from smsqueue.db import transaction
-from smsqueue.messages import messages_t
+from smsqueue.messages import ProviderStatus, apply_status, messages_t
 from smsqueue.models.reports import EarlyReport
 from smsqueue.providers.base import Report
-from smsqueue.sending import apply_status
-from smsqueue.statuses import Status
+from smsqueue.statuses import PROVIDER_FINAL, Status
 
 log = logging.getLogger(__name__)
 m = messages_t.c
@@ -52,7 +51,6 @@ e = early_t.c
 # moment they are claimed, so their reports never need to wait and their sends never look for one.
 REPORTS_CARRY_REF = frozenset({"smsc"})
 EARLY_REPORT_TTL = timedelta(hours=1)  # far beyond the longest send call; a kept report older is unknown
-REPORTABLE = frozenset({Status.DELIVERED, Status.UNDELIVERED, Status.FAILED})
 MAX_ID = 128  # messages.provider_message_id: a longer id can match nothing
 MAX_SHORT = 64  # reason and provider_status columns
 
@@ -110,7 +108,7 @@ class ReportItem:
 
 
 @dataclass(slots=True)
-class Outcome:
+class ReportCounts:
     """What a batch of reports did: `applied` moved a message, `unchanged` found one that did not move
     (final already, or a status it cannot take), `kept` wait for their send, `ignored` are in progress or
     name no message of ours."""
@@ -125,13 +123,13 @@ class Outcome:
 # --- applying a batch of reports ----------------------------------------------------------------------
 
 
-def apply_reports(provider_id: int, kind: str, items: Sequence[ReportItem]) -> Outcome:
+def apply_reports(provider_id: int, kind: str, items: Sequence[ReportItem]) -> ReportCounts:
     """Apply one callback's reports of one provider. Idempotent: a repeated report changes nothing."""
-    outcome = Outcome()
-    final = [item for item in items if item.status in REPORTABLE]
-    outcome.ignored += len(items) - len(final)
+    counts = ReportCounts()
+    final = [item for item in items if item.status in PROVIDER_FINAL]
+    counts.ignored += len(items) - len(final)
     if not final:
-        return outcome
+        return counts
     waiting: list[ReportItem] = []
     with transaction() as conn:
         at = now()
@@ -139,16 +137,16 @@ def apply_reports(provider_id: int, kind: str, items: Sequence[ReportItem]) -> O
         for index, item in enumerate(final):
             pks = matches.get(index)
             if pks:
-                _apply(conn, pks, item, at, outcome)
+                _apply(conn, pks, item, at, counts)
             elif item.ref is None and item.findable_id and kind not in REPORTS_CARRY_REF:
                 waiting.append(item)
             else:
-                outcome.ignored += 1
+                counts.ignored += 1
     for item in waiting:
-        _apply_or_keep(provider_id, item, outcome)
+        _apply_or_keep(provider_id, item, counts)
     with transaction() as conn:
         purge_early(conn, now())
-    return outcome
+    return counts
 
 
 def _match(conn: Connection, provider_id: int, items: Sequence[ReportItem]) -> dict[int, list[int]]:
@@ -179,16 +177,18 @@ def _match(conn: Connection, provider_id: int, items: Sequence[ReportItem]) -> d
     return matches
 
 
-def _apply(conn: Connection, pks: Iterable[int], item: ReportItem, at: datetime, outcome: Outcome) -> None:
+def _apply(
+    conn: Connection, pks: Iterable[int], item: ReportItem, at: datetime, counts: ReportCounts
+) -> None:
     assert item.status is not None
     for pk in pks:
         moved = apply_status(
-            conn, pk, item.status, item.reason, at, provider_status=item.provider_status, source="report"
+            conn, ProviderStatus(pk, item.status, item.reason, item.provider_status), at, "report"
         )
         if moved:
-            outcome.applied += 1
+            counts.applied += 1
         else:
-            outcome.unchanged += 1
+            counts.unchanged += 1
         if item.findable_id:
             # Found by ref while `sending`: the report tells us the provider's id before the answer does.
             conn.execute(
@@ -198,7 +198,7 @@ def _apply(conn: Connection, pks: Iterable[int], item: ReportItem, at: datetime,
             )
 
 
-def _apply_or_keep(provider_id: int, item: ReportItem, outcome: Outcome) -> None:
+def _apply_or_keep(provider_id: int, item: ReportItem, counts: ReportCounts) -> None:
     """A report whose message is not known by that id yet: look again under the lock, else keep it."""
     assert item.findable_id is not None
     with transaction() as conn:
@@ -210,7 +210,7 @@ def _apply_or_keep(provider_id: int, item: ReportItem, outcome: Outcome) -> None
             ).scalars()
         )
         if pks:
-            _apply(conn, pks, item, at, outcome)
+            _apply(conn, pks, item, at, counts)
             return
         conn.execute(
             insert(early_t).values(
@@ -222,8 +222,8 @@ def _apply_or_keep(provider_id: int, item: ReportItem, outcome: Outcome) -> None
                 received_at=at,
             )
         )
-        outcome.kept += 1
-        outcome.kept_ids.append(item.findable_id)
+        counts.kept += 1
+        counts.kept_ids.append(item.findable_id)
 
 
 # --- kept reports, applied by the send task -----------------------------------------------------------
@@ -244,15 +244,7 @@ def apply_early(
     ).all()
     moved = False
     for row in sorted(rows, key=lambda r: r.id):  # in the order they came: the first final one wins
-        moved |= apply_status(
-            conn,
-            pk,
-            Status(row.status),
-            row.reason,
-            at,
-            provider_status=row.provider_status,
-            source="report",
-        )
+        moved |= apply_status(conn, _kept(pk, row), at, "report")
     return moved
 
 
@@ -281,9 +273,7 @@ def apply_early_many(conn: Connection, sent: Sequence[tuple[int, Any, str]], at:
     ).all()
     for row in sorted(rows, key=lambda r: r.id):  # in the order they came: the first final one wins
         pk = by_key[(row.provider_id, row.provider_message_id)]
-        apply_status(
-            conn, pk, Status(row.status), row.reason, at, provider_status=row.provider_status, source="report"
-        )
+        apply_status(conn, _kept(pk, row), at, "report")
 
 
 _LOCK_MANY_SQL = text("SELECT pg_advisory_xact_lock(k) FROM unnest(CAST(:keys AS bigint[])) AS k ORDER BY k")
@@ -306,6 +296,11 @@ def lock_key(provider_id: int, provider_message_id: str) -> int:
         f"smsqueue.report:{provider_id}:{provider_message_id}".encode(), digest_size=8
     ).digest()
     return int.from_bytes(digest, "big", signed=True)
+
+
+def _kept(pk: int, row: Any) -> ProviderStatus:
+    """A kept report (an `early_reports` row) as a status of message `pk`."""
+    return ProviderStatus(pk, Status(row.status), row.reason, row.provider_status)
 
 
 def _short(value: str | None) -> str | None:

@@ -22,6 +22,9 @@ FINAL: frozenset[Status] = frozenset(
     {Status.DELIVERED, Status.UNDELIVERED, Status.FAILED, Status.REJECTED, Status.CANCELED, Status.EXPIRED}
 )
 CANCELABLE: frozenset[Status] = frozenset({Status.QUEUED, Status.SCHEDULED})
+# The statuses a provider's answer, poll or delivery report can end a message with (the table's moves out
+# of `sent`); any other status a provider reports (in progress) changes nothing.
+PROVIDER_FINAL: frozenset[Status] = frozenset({Status.DELIVERED, Status.UNDELIVERED, Status.FAILED})
 
 # from -> the statuses it may move to. Final statuses move nowhere.
 # queued/scheduled -> rejected/failed: the rules or provider selection refuse it at claim time, before
@@ -46,7 +49,7 @@ TRANSITIONS: dict[Status, frozenset[Status]] = {
             Status.UNDELIVERED,
         }
     ),
-    Status.SENT: frozenset({Status.DELIVERED, Status.UNDELIVERED, Status.FAILED}),
+    Status.SENT: PROVIDER_FINAL,
     **{s: frozenset() for s in FINAL},
 }
 

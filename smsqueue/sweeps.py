@@ -2,29 +2,36 @@
 several beats or overlapping runs never take the same row.
 
 - dispatch_scheduled: `scheduled` messages whose time has come -> `queued` (or `expired`), and ring;
-- republish_lost: `queued` messages whose doorbell was lost (a publish that failed, a killed worker);
+- republish_lost: `queued` messages whose `ring_at` has come: a doorbell that was lost (a publish that
+  failed, a killed worker, a broker restarted empty) or a retry that is due (no Celery countdown is relied
+  on: the database says when a message is due); every due one is rung at once when the
+  broker is known to have lost what it held (`ring_again_when_due`);
 - reconcile_sending: `sending` messages whose send never got recorded: ask the provider, never resend blindly.
+
+Each sweep is a generator of its committed batches' `Followups`: the task that runs it (smsqueue.tasks.sweep)
+rings them. This module publishes nothing itself.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select, update
 
 from smsqueue.clock import now
-from smsqueue.config import settings
 from smsqueue.db import transaction
-from smsqueue.messages import messages_t, transition_many
+from smsqueue.links import Link, load_context
+from smsqueue.messages import SHORT_WAIT, Followups, messages_t, ring_after_grace, transition_many
 from smsqueue.models import Provider
+from smsqueue.provider_calls import outgoing
 from smsqueue.providers.base import LookupNotSupported, ProviderError, TransientProviderError
+from smsqueue.recording import fail_unknown_outcome, record_failure, record_sent
 from smsqueue.rules.provider_clients import client_of
-from smsqueue.sending import Followups, leave_sending, load_context, outgoing, record_failure, record_sent
-from smsqueue.statuses import Reason, Status
+from smsqueue.statuses import Status
 
 log = logging.getLogger(__name__)
 m = messages_t.c
@@ -35,15 +42,19 @@ RECONCILE_BATCH = 200
 LOOKUP_RETRY = 5.0
 
 
-def _repeat(step: Callable[[datetime], int], batch: int) -> int:
-    """Run a sweep step until it finds less than a full batch or its time budget is spent."""
-    total, started = 0, time.monotonic()
+Step = Callable[[datetime], tuple[int, Followups]]
+
+
+def _repeat(step: Step, batch: int) -> Iterator[Followups]:
+    """Run a sweep step until it finds less than a full batch or its time budget is spent, yielding each
+    batch's follow-ups (`count` says how many rows it took)."""
+    started = time.monotonic()
     while time.monotonic() - started < TIME_BUDGET:
-        done = step(now())
-        total += done
+        done, followups = step(now())
+        followups.count = done
+        yield followups
         if done < batch:
             break
-    return total
 
 
 def _due(status: Status, before: datetime, limit: int, *columns: Any) -> Any:
@@ -56,13 +67,11 @@ def _due(status: Status, before: datetime, limit: int, *columns: Any) -> Any:
     )
 
 
-def dispatch_scheduled() -> int:
+def dispatch_scheduled() -> Iterator[Followups]:
     return _repeat(_dispatch_scheduled_batch, BATCH)
 
 
-def _dispatch_scheduled_batch(at: datetime) -> int:
-    from smsqueue.tasks.doorbell import ring_send
-
+def _dispatch_scheduled_batch(at: datetime) -> tuple[int, Followups]:
     with transaction() as conn:
         rows = conn.execute(_due(Status.SCHEDULED, at, BATCH, m.pk, m.valid_until)).all()
         expired = [r.pk for r in rows if r.valid_until is not None and r.valid_until <= at]
@@ -76,44 +85,70 @@ def _dispatch_scheduled_batch(at: datetime) -> int:
             values={"next_attempt_at": None},
         )
         moved = transition_many(
-            conn, due, Status.QUEUED, expected={Status.SCHEDULED}, at=at, values={"next_attempt_at": at}
+            conn,
+            due,
+            Status.QUEUED,
+            expected={Status.SCHEDULED},
+            at=at,
+            values={"next_attempt_at": at, "ring_at": ring_after_grace(at)},
         )
-    if moved:
-        ring_send([x.pk for x in moved])
-    return len(rows)
+    return len(rows), Followups(now=[x.pk for x in moved])
 
 
-def republish_lost() -> int:
+def republish_lost() -> Iterator[Followups]:
     return _repeat(_republish_lost_batch, BATCH)
 
 
-def _republish_lost_batch(at: datetime) -> int:
-    from smsqueue.tasks.doorbell import ring_send
-
-    before = at - timedelta(seconds=settings().lost_publish_after)
+def _republish_lost_batch(at: datetime) -> tuple[int, Followups]:
     with transaction() as conn:
-        pks = list(conn.execute(_due(Status.QUEUED, before, BATCH, m.pk)).scalars())
-        if pks:
-            # Due again only after another grace period: one re-publish per period, not one per sweep.
-            conn.execute(update(messages_t).where(m.pk.in_(pks)).values(next_attempt_at=at))
+        pks = list(
+            conn.execute(
+                select(m.pk)
+                .where(m.status == Status.QUEUED.value, m.ring_at <= at)
+                .order_by(m.ring_at)
+                .limit(BATCH)
+                .with_for_update(skip_locked=True)
+            ).scalars()
+        )
+        _rang(conn, pks, at)
     if pks:
-        log.info("re-publishing %d queued message(s) whose doorbell was lost", len(pks))
-        ring_send(pks)
-    return len(pks)
+        log.info("ringing for %d queued message(s): due, or their doorbell was lost", len(pks))
+    return len(pks), Followups(now=pks)
 
 
-def reconcile_sending() -> int:
+def ring_again_when_due(at: datetime) -> int:
+    """For when the broker is known to have lost doorbells (restarted empty): every queued message rung
+    within the last grace period, or waiting on a countdown, is made due for the ring sweep at its own
+    due time, so that what was rung before is rung again at once (and a lost countdown on time), not
+    after the grace period. One statement, over the `ring_at` index's near future only."""
+    window = ring_after_grace(at) + timedelta(seconds=SHORT_WAIT)
+    with transaction() as conn:
+        done = conn.execute(
+            update(messages_t)
+            .where(m.status == Status.QUEUED.value, m.ring_at > at, m.ring_at <= window)
+            .values(ring_at=m.next_attempt_at)
+        ).rowcount
+    if done:
+        log.info("the broker lost its doorbells: %d queued message(s) to be rung again when due", done)
+    return done or 0
+
+
+def _rang(conn: Any, pks: list[int], at: datetime) -> None:
+    """Rung now: rung again only if no worker has taken them within the grace period."""
+    if pks:
+        conn.execute(update(messages_t).where(m.pk.in_(pks)).values(ring_at=ring_after_grace(at)))
+
+
+def reconcile_sending() -> Iterator[Followups]:
     return _repeat(_reconcile_batch, RECONCILE_BATCH)
 
 
-def _reconcile_batch(at: datetime) -> int:
+def _reconcile_batch(at: datetime) -> tuple[int, Followups]:
     """Messages left `sending`: the provider call may or may not have reached the provider."""
-    from smsqueue.tasks.doorbell import ring_later
-
     with transaction() as conn:
         rows = conn.execute(_due(Status.SENDING, at, RECONCILE_BATCH, messages_t)).all()
         if not rows:
-            return 0
+            return 0, Followups()
         lease = at + timedelta(seconds=LOOKUP_RETRY)
         conn.execute(update(messages_t).where(m.pk.in_([r.pk for r in rows])).values(next_attempt_at=lease))
         providers = _providers(conn, {r.provider_id for r in rows if r.provider_id is not None})
@@ -124,8 +159,7 @@ def _reconcile_batch(at: datetime) -> int:
         ctx = load_context(conn, (r.legal_entity_id for r in rows))
         for row, answer in answers:
             _settle(conn, row, providers.get(row.provider_id), answer, ctx, at, followups)
-    ring_later(followups.later)
-    return len(rows)
+    return len(rows), followups
 
 
 def _providers(conn: Any, ids: set[int]) -> dict[int, Any]:
@@ -154,27 +188,13 @@ def _settle(
     conn: Any, row: Any, provider: Any, answer: Any, ctx: Any, at: datetime, followups: Followups
 ) -> None:
     if isinstance(answer, LookupNotSupported) or provider is None:
-        leave_sending(
-            conn,
-            row,
-            Status.FAILED,
-            reason=Reason.UNKNOWN_OUTCOME,
-            at=at,
-            values={"next_attempt_at": None},
-            detail={"provider": provider.code if provider else None},
-        )
+        fail_unknown_outcome(conn, row, at, {"provider": provider.code if provider else None})
         return
     if isinstance(answer, Exception):
         deadline = (row.claimed_at or at) + timedelta(seconds=float(provider.timeout_seconds) + 50)
         if at >= deadline:
-            leave_sending(
-                conn,
-                row,
-                Status.FAILED,
-                reason=Reason.UNKNOWN_OUTCOME,
-                at=at,
-                values={"next_attempt_at": None},
-                detail={"provider": provider.code, "lookup_error": str(answer)[:200]},
+            fail_unknown_outcome(
+                conn, row, at, {"provider": provider.code, "lookup_error": str(answer)[:200]}
             )
         return  # asked again when the lease runs out
     if answer is not None:
@@ -183,8 +203,6 @@ def _settle(
     # The provider never got it: a failed attempt like any other (retry, fail over, or fail).
     link = ctx.link(row.legal_entity_id, provider.id)
     if link is None:
-        from smsqueue.sending import Link
-
         link = Link(provider, 0, None, False)
     error = TransientProviderError("the provider has no such message", code="not_received")
     record_failure(conn, row, link, row.attempts, error, ctx, at, followups)

@@ -342,10 +342,43 @@ class Processes:
         assert proc.alive(), proc.output()
         return proc
 
+    def web(self, workers: int = 1, access_log: bool = False, **extra_env: str) -> tuple[Proc, str]:
+        """The web as the Procfile runs it (gunicorn, threads), on a free port: (process, base URL)."""
+        port = free_port()
+        cmd = [
+            str(BIN / "gunicorn"),
+            "smsqueue.web:create_app()",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            str(workers),
+            "--worker-class",
+            "gthread",
+            "--threads",
+            "4",
+            "--no-control-socket",
+            *(["--access-logfile", "-"] if access_log else []),
+        ]
+        proc = Proc("web", cmd, {**self.env, **extra_env}, self.folder)
+        self.procs.append(proc)
+        url = f"http://127.0.0.1:{port}"
+        wait_for(lambda: _http_ok(f"{url}/healthz") or not proc.alive(), 60, 0.1, "gunicorn to answer")
+        assert proc.alive(), proc.output()
+        return proc, url
+
     def stop_all(self) -> None:
         for proc in reversed(self.procs):
             proc.stop()
         self.procs.clear()
+
+
+def _http_ok(url: str) -> bool:
+    import requests
+
+    try:
+        return requests.get(url, timeout=1).status_code == 200
+    except requests.RequestException:
+        return False
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)

@@ -20,15 +20,18 @@ from conftest import wait_for
 from sqlalchemy import func, select
 from wire_server import WireServer
 
-from smsqueue import reports, sending
+from smsqueue import links, recording, reports, sending
 from smsqueue.clock import now
 from smsqueue.db import transaction
+from smsqueue.messages import Followups
 from smsqueue.models import Message, MessageEvent
 from smsqueue.models.reports import EarlyReport
 from smsqueue.providers.base import SendResult, TransientProviderError
 from smsqueue.providers.simulator import Simulator
+from smsqueue.queues import Tasks
 from smsqueue.statuses import Status
 from smsqueue.tasks import reports as report_tasks
+from smsqueue.tasks.celery_app import app as celery_app
 
 PHONE = "+79161234567"
 
@@ -42,12 +45,12 @@ def handed_over(monkeypatch) -> list[tuple[int, list[dict[str, Any]]]]:
     test_reports_go_to_the_status_queue_without_the_token)."""
     calls: list[tuple[int, list[dict[str, Any]]]] = []
 
-    def apply_async(args, **options):
-        assert options["queue"] == "status"
+    def send_task(name, args, **options):
+        assert name == Tasks.PROCESS_REPORTS and options["queue"] == "status"
         calls.append(args)
         report_tasks.process(*args)
 
-    monkeypatch.setattr(report_tasks.process_reports, "apply_async", apply_async)
+    monkeypatch.setattr(celery_app, "send_task", send_task)
     return calls
 
 
@@ -280,7 +283,7 @@ def test_with_the_broker_down_the_reports_are_applied_in_the_request(client, fac
     def broken(*args, **kwargs):
         raise ConnectionError("broker down")
 
-    monkeypatch.setattr(report_tasks.process_reports, "apply_async", broken)
+    monkeypatch.setattr(celery_app, "send_task", broken)
     with Simulator(kind="smsc", behaviour={"delivery_delay": 60}) as sim:
         provider = factory.provider(sim.url)
         mid = post_message(client, factory, factory.entity(provider))
@@ -317,10 +320,10 @@ def test_a_report_waits_for_a_send_recording_its_id_and_then_applies(client, fac
     mid = post_message(client, factory, factory.entity(provider))
     at = now()
     with transaction() as conn:
-        sending.claim(conn, [row(mid).pk], at, sending.Followups())
+        sending.claim(conn, [row(mid).pk], at, Followups())
     claimed = row(mid)
     done = threading.Event()
-    outcome: list[reports.Outcome] = []
+    outcome: list[reports.ReportCounts] = []
 
     def report() -> None:
         item = reports.ReportItem("000000-9", None, Status.DELIVERED, None, "103")
@@ -328,7 +331,7 @@ def test_a_report_waits_for_a_send_recording_its_id_and_then_applies(client, fac
         done.set()
 
     with transaction() as conn:
-        sending.record_sent(conn, claimed, provider, SendResult("000000-9"), now())
+        recording.record_sent(conn, claimed, provider, SendResult("000000-9"), now())
         thread = threading.Thread(target=report, daemon=True)
         thread.start()
         # It cannot finish while the send's transaction holds the lock on this id.
@@ -348,15 +351,15 @@ def test_a_report_during_the_call_keeps_the_message_counted_when_the_call_then_f
     entity = factory.entity(provider)
     mid = post_message(client, factory, entity)
     with transaction() as conn:
-        [claimed] = sending.claim(conn, [row(mid).pk], now(), sending.Followups())
+        [claimed] = sending.claim(conn, [row(mid).pk], now(), Followups())
     assert row(mid).fz_counted_on is not None
     ref = str(row(mid).pk)
     assert (
         client.post(dlr_url(provider), data={"id": ref, "phone": "79161234567", "status": "1"}).data == b"OK"
     )
     with transaction() as conn:
-        ctx = sending.load_context(conn, [entity.id])
+        ctx = links.load_context(conn, [entity.id])
         error = TransientProviderError("HTTP 502", code="http_502")
-        sending.record_failure(conn, claimed.message, claimed.link, 1, error, ctx, now(), sending.Followups())
+        recording.record_failure(conn, claimed.message, claimed.link, 1, error, ctx, now(), Followups())
     assert statuses(mid) == ["queued", "sending", "delivered"]
     assert row(mid).fz_counted_on is not None

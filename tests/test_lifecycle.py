@@ -118,3 +118,118 @@ def test_compare_and_set_lets_exactly_one_of_many_concurrent_moves_win(factory):
         t.join()
     assert len(wins) == 1
     assert [s for _, s, _ in events(pk)] == ["queued", wins[0].value]
+
+
+# --- a provider's status: the one rule for answers, polls and reports ---------------------------------
+
+
+def test_a_providers_status_ends_sent_or_sending_messages_only_and_in_progress_changes_nothing(factory):
+    from smsqueue.clock import now
+    from smsqueue.messages import ProviderStatus, apply_status, apply_statuses
+
+    entity = factory.entity()
+    sent, sending, delivered, queued, in_progress = (new_message(entity.id) for _ in range(5))
+    for pk, status in ((sent, Status.SENT), (sending, Status.SENDING), (delivered, Status.DELIVERED)):
+        force_status(pk, status)
+    force_status(in_progress, Status.SENT)
+    with transaction() as conn:
+        moved = apply_statuses(
+            conn,
+            [
+                ProviderStatus(sent, Status.UNDELIVERED, "provider_error:20", "20"),
+                ProviderStatus(sending, Status.DELIVERED, None, "1"),
+                ProviderStatus(delivered, Status.UNDELIVERED, None, None),  # final already: stays
+                ProviderStatus(queued, Status.DELIVERED, None, None),  # never sent: not the provider's
+                ProviderStatus(in_progress, None, None, "0"),
+            ],
+            now(),
+            "poll",
+        )
+        # A status that is not one a provider may end a message with changes nothing either.
+        assert not apply_status(conn, ProviderStatus(in_progress, Status.SENT), now(), "report")
+    assert moved == {sent, sending}
+    with transaction() as conn:
+        rows = dict(conn.execute(select(m.pk, m.status)).all())
+        detail = conn.execute(
+            select(MessageEvent.detail)
+            .where(MessageEvent.message_pk == sent)
+            .order_by(MessageEvent.seq.desc())
+        ).scalar()
+    assert rows == {
+        sent: "undelivered",
+        sending: "delivered",
+        delivered: "delivered",
+        queued: "queued",
+        in_progress: "sent",
+    }
+    assert events(sent)[-1][1:] == ("undelivered", "provider_error:20")
+    assert detail == {"source": "poll", "provider_status": "20"}
+
+
+# --- when queued messages are rung: the database says (ring_at), never a countdown ---------------------
+
+
+def ring_at(pk: int):
+    with transaction() as conn:
+        return conn.execute(select(m.ring_at, m.next_attempt_at).where(m.pk == pk)).one()
+
+
+def test_a_new_message_is_rung_by_the_sweep_only_if_no_worker_took_it_within_the_grace_period(factory):
+    from datetime import timedelta
+
+    from smsqueue import sweeps
+    from smsqueue.clock import now
+    from smsqueue.config import settings
+
+    entity = factory.entity()
+    pk = new_message(entity.id)
+    row = ring_at(pk)
+    assert row.ring_at == row.next_attempt_at + timedelta(seconds=settings().lost_publish_after)
+    assert sweeps._republish_lost_batch(now())[1].now == []
+    later = row.ring_at + timedelta(milliseconds=1)
+    assert sweeps._republish_lost_batch(later)[1].now == [pk]
+    # Rung: again only a grace period later.
+    assert sweeps._republish_lost_batch(later)[1].now == []
+    assert ring_at(pk).ring_at == later + timedelta(seconds=settings().lost_publish_after)
+
+
+def test_a_retry_is_rung_by_the_sweep_when_it_is_due(factory):
+    from datetime import timedelta
+
+    from smsqueue import links, recording, sending, sweeps
+    from smsqueue.clock import now
+    from smsqueue.messages import Followups
+    from smsqueue.providers.base import TransientProviderError
+
+    entity = factory.entity(factory.provider())
+    pk = new_message(entity.id)
+    with transaction() as conn:
+        [claimed] = sending.claim(conn, [pk], now(), Followups())
+    followups = Followups()
+    with transaction() as conn:
+        ctx = links.load_context(conn, [entity.id])
+        error = TransientProviderError("HTTP 502", code="http_502")
+        recording.record_failure(conn, claimed.message, claimed.link, 1, error, ctx, now(), followups)
+    assert followups == Followups()  # nothing to publish: no countdown
+    row = ring_at(pk)
+    assert row.ring_at == row.next_attempt_at > now()
+    assert sweeps._republish_lost_batch(row.ring_at - timedelta(milliseconds=1))[1].now == []
+    assert sweeps._republish_lost_batch(row.ring_at)[1].now == [pk]
+
+
+def test_when_the_broker_lost_its_doorbells_recently_rung_messages_are_rung_again_at_once(factory):
+    from datetime import timedelta
+
+    from smsqueue import sweeps
+    from smsqueue.clock import now
+
+    entity = factory.entity()
+    fresh, waiting = new_message(entity.id), new_message(entity.id)
+    far = now() + timedelta(hours=1)
+    with transaction() as conn:  # a message waiting long for a token: rung by the sweep when due
+        conn.execute(update(messages_t).where(m.pk == waiting).values(next_attempt_at=far, ring_at=far))
+    at = now()
+    assert sweeps._republish_lost_batch(at)[1].now == []
+    assert sweeps.ring_again_when_due(at) == 1
+    assert sweeps._republish_lost_batch(at)[1].now == [fresh]
+    assert ring_at(waiting).ring_at == far

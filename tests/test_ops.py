@@ -5,8 +5,6 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from smsqueue.queues import ROUTES, Queues
-
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -56,18 +54,3 @@ def test_metrics_are_prometheus_text(client, factory):
     counts = {le: int(c) for le, c in buckets}
     assert counts["0.05"] == 0 and counts["0.1"] == 1 and counts["+Inf"] == 1
     assert 'smsqueue_provider_send_seconds_count{provider="p1"} 1' in text
-
-
-def test_every_queue_is_consumed_by_a_procfile_worker():
-    procfile = (ROOT / "Procfile").read_text().splitlines()
-    entries = dict(line.split(":", 1) for line in procfile if line.strip() and not line.startswith("#"))
-    for name in ("web", "worker", "beat", "flower", "release"):
-        assert name in entries, name
-    consumed: set[str] = set()
-    for name, command in entries.items():
-        if name.startswith("worker"):
-            match = re.search(r"-Q\s+(\S+)", command)
-            assert match, f"{name} names no queues"
-            consumed |= set(match.group(1).split(","))
-    assert consumed == set(Queues.ALL)
-    assert set(ROUTES.values()) <= set(Queues.ALL)

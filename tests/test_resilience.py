@@ -165,3 +165,99 @@ def test_postgresql_unreachable_is_503_and_nothing_half_written(client, factory,
         ).scalar_one()
     assert orphans == 0
     assert uuid.UUID(after.json["id"])
+
+
+# Realistic clocks (the suite's fast ones would hide a grace period): a lost doorbell is re-rung only
+# after 30 s, the first status check comes 10 s after sending; a broker restart must need neither.
+REALISTIC = {
+    "SMSQUEUE_SWEEP_INTERVAL": "1",
+    "SMSQUEUE_LOST_PUBLISH_AFTER": "30",
+    "SMSQUEUE_STATUS_CHECK_FIRST": "10",
+    "SMSQUEUE_STATUS_CHECK_MAX": "60",
+    "SMSQUEUE_RETRY_BASE_SECONDS": "4",
+    "SMSQUEUE_RETRY_MAX_SECONDS": "8",
+}
+
+
+def test_after_a_broker_restart_new_and_waiting_messages_are_sent_and_followed_within_seconds(
+    client, factory, processes, simulator, redis_server
+):
+    import requests
+
+    simulator.set_behaviour(delivery_delay=0)
+    provider = factory.provider(simulator.url)
+    entity = factory.entity(provider)
+    headers = factory.headers(entity)
+    _, web = processes.web(workers=2, **REALISTIC)
+    simulator.set_behaviour(
+        report_url=f"{web}/api/v1/providers/{provider.code}/dlr?token={provider.plain_callback_token}"
+    )
+    processes.worker(concurrency=2, SMSQUEUE_PUBLIC_URL=web, **REALISTIC)
+    processes.beat(**REALISTIC)
+
+    def post(text: str) -> str:
+        r = requests.post(
+            f"{web}/api/v1/messages", json={"to": "+79161234567", "text": text}, headers=headers
+        )
+        assert r.status_code == 202, r.text
+        return r.json()["id"]
+
+    def ended(ids: list[str], timeout: float, what: str) -> None:
+        wait_for(lambda: set(statuses(ids).values()) == {"delivered"}, timeout, 0.1, what)
+
+    # Warm every kept connection (the web's and the worker's publishers) before the broker goes away.
+    ended([post(f"warm {i}") for i in range(4)], 20, "the first messages to be delivered")
+    # One message waits for a retry when the broker goes: its first attempt is refused with a 500.
+    simulator.set_behaviour(fail_http=500, fail_http_times=1)
+    retried = post("retried")
+    wait_for(lambda: waits_for_retry(retried), 10, 0.05, "the first attempt to be refused")
+    redis_server.stop()
+    try:
+        # Accepted (by another web process: the web's kept connections stay as they were), not rung.
+        during = [
+            client.post(
+                "/api/v1/messages", json={"to": "+79161234567", "text": f"during {i}"}, headers=headers
+            )
+            for i in range(3)
+        ]
+        assert all(r.status_code == 202 for r in during)
+        time.sleep(3)
+    finally:
+        redis_server.start()  # empty: whatever the broker held is gone
+    wait_for(lambda: _ready(web), 30, 0.1, "/readyz to be 200 again")
+    started = time.monotonic()
+    after = [post(f"after {i}") for i in range(5)]
+    ended(after, 8, "messages accepted after /readyz was 200 to be delivered within seconds")
+    ended(
+        [retried, *(r.json["id"] for r in during)],
+        10,
+        "messages from before the restart to be delivered promptly",
+    )
+    assert time.monotonic() - started < 10
+    refs = refs_received(simulator)
+    assert max(refs.values()) == 1, [r for r, n in refs.items() if n > 1]
+
+
+def _ready(web: str) -> bool:
+    import requests
+
+    try:
+        return requests.get(f"{web}/readyz", timeout=3).status_code == 200
+    except requests.RequestException:
+        return False
+
+
+def waits_for_retry(message_id: str) -> bool:
+    with transaction() as conn:
+        row = conn.execute(
+            select(Message.status, Message.attempts).where(Message.id == uuid.UUID(message_id))
+        ).one()
+    return row.status == "queued" and row.attempts == 1
+
+
+def statuses(ids: list[str]) -> dict[str, str]:
+    with transaction() as conn:
+        rows = conn.execute(
+            select(Message.id, Message.status).where(Message.id.in_([uuid.UUID(i) for i in ids]))
+        )
+        return {str(r.id): r.status for r in rows}

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import redis
 import requests
-from conftest import BIN, Proc, free_port, wait_for
+from conftest import Proc, wait_for
 
 from smsqueue.providers import client_for
 from smsqueue.providers.base import OutgoingSMS, ProviderConfig, ProviderError
@@ -52,34 +52,7 @@ class Recorder:
 
 def web_process(processes, **env: str) -> tuple[Proc, str]:
     """The web process as the Procfile runs it (gunicorn, access log on stdout)."""
-    port = free_port()
-    cmd = [
-        str(BIN / "gunicorn"),
-        "smsqueue.web:create_app()",
-        "--bind",
-        f"127.0.0.1:{port}",
-        "--workers",
-        "1",
-        "--worker-class",
-        "gthread",
-        "--threads",
-        "4",
-        "--access-logfile",
-        "-",
-        "--no-control-socket",
-    ]
-    proc = Proc("web", cmd, {**processes.env, **env}, processes.folder)
-    processes.procs.append(proc)
-    url = f"http://127.0.0.1:{port}"
-
-    def up() -> bool:
-        try:
-            return requests.get(url + "/healthz", timeout=1).status_code == 200
-        except requests.RequestException:
-            return False
-
-    wait_for(up, 30, 0.2, "gunicorn to answer")
-    return proc, url
+    return processes.web(access_log=True, **env)
 
 
 def assert_absent(haystack: bytes | str, *needles: str, where: str) -> None:

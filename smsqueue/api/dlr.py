@@ -20,7 +20,7 @@ from smsqueue.db import transaction
 from smsqueue.errors import ApiError, Code
 from smsqueue.models import Provider
 from smsqueue.providers.base import IncomingRequest, ParsedReports, ProviderError
-from smsqueue.queues import Queues
+from smsqueue.queues import Tasks
 from smsqueue.reports import ReportItem
 from smsqueue.rules.provider_clients import callback_token_of, client_of
 
@@ -173,10 +173,10 @@ def _hand_over(provider_id: int, items: list[dict[str, Any]]) -> None:
     """Publish the reports to the status queue; with the broker down, apply them here, so that the
     provider (which may never send a report again) is still answered with what it expects."""
     from smsqueue.tasks.doorbell import publish_now
-    from smsqueue.tasks.reports import process, process_reports
+    from smsqueue.tasks.reports import process
 
     try:
-        publish_now(process_reports, (provider_id, items), Queues.STATUS)
+        publish_now(Tasks.PROCESS_REPORTS, (provider_id, items))
     except Exception as exc:
         log.warning("could not publish %d report(s), applying them now: %s", len(items), type(exc).__name__)
         process(provider_id, items)

@@ -118,7 +118,7 @@ class Message(Base):
     __tablename__ = "messages"
     __table_args__ = (
         # Periodic sweeps read only due rows of one status: each has its own partial index.
-        Index("ix_messages_queued_due", "next_attempt_at", **partial_index("status = 'queued'")),
+        Index("ix_messages_queued_ring", "ring_at", **partial_index("status = 'queued'")),
         Index("ix_messages_scheduled_due", "next_attempt_at", **partial_index("status = 'scheduled'")),
         Index("ix_messages_sending_due", "next_attempt_at", **partial_index("status = 'sending'")),
         Index("ix_messages_sent_check", "next_status_check_at", **partial_index("status = 'sent'")),
@@ -183,6 +183,8 @@ class Message(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     excluded_providers: Mapped[list[int] | None] = mapped_column(JSON)
     next_attempt_at: Mapped[datetime | None] = mapped_column()
+    # queued: when the sweep next rings its doorbell (the broker may have lost the last one); see sweeps.
+    ring_at: Mapped[datetime | None] = mapped_column()
     claimed_at: Mapped[datetime | None] = mapped_column()
     sent_at: Mapped[datetime | None] = mapped_column()
     next_status_check_at: Mapped[datetime | None] = mapped_column()

@@ -21,7 +21,7 @@ from smsqueue.rules import limits
 from smsqueue.rules.check import Allow, Decision, Defer, EntityRules, Reject, recipient_zone
 from smsqueue.rules.check import decide as decide_rules
 
-__all__ = ["Allow", "Decision", "Defer", "Reject", "decide", "decide_many", "release"]
+__all__ = ["Allow", "Decision", "Defer", "Reject", "decide_many", "release"]
 
 
 def decide_many(conn: Connection, items: Sequence[tuple[Any, Any]], at: datetime) -> list[Decision]:
@@ -66,12 +66,6 @@ def decide_many(conn: Connection, items: Sequence[tuple[Any, Any]], at: datetime
     cache.flush()
     limits.mark_counted(conn, counted)
     return decisions
-
-
-def decide(conn: Connection, message: Any, entity: Any, at: datetime) -> Decision:
-    """The rules' answer for one message (a `messages` row) of `entity` (a `legal_entities` row); an
-    allowed message is counted, as in `decide_many`."""
-    return decide_many(conn, [(message, entity)], at)[0]
 
 
 def release(conn: Connection, message: Any) -> None:

@@ -1,6 +1,7 @@
 """Publishing send tasks after a commit. The broker is a doorbell: a publish that fails (Redis down) is
-logged and left to the republish sweep, which finds the message still `queued` in the database. After a
-failure, publishing is skipped for a second, so an outage costs a request at most one short attempt.
+logged and left to the ring sweep, which finds the message still `queued` in the database. After a
+failure, publishing is skipped for a second, so an outage costs a request at most one short attempt; once
+a publish goes through again, the sweep is told to re-ring every due message at once (`LOST_MARKER`).
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from functools import cached_property
 from typing import Any
 
 from smsqueue.config import settings
-from smsqueue.queues import Queues
+from smsqueue.messages import Followups
+from smsqueue.queues import ROUTES, Queues, Tasks
 
 log = logging.getLogger(__name__)
 
@@ -34,19 +36,19 @@ class RedisDoorbell:
     format (protocol 2), with one long-lived client.
 
     Why: Celery's apply_async costs ~400 us of CPU per publish here, most of it kombu building a new
-    Redis client object per message; one LPUSH on a kept connection costs ~50 us. Only plain (no
-    countdown) publishes of the one task take this path; the pipeline tests prove a real worker runs
-    what it publishes.
+    Redis client object per message; one LPUSH on a kept connection costs ~50 us. Every publish of
+    the one task takes this path on Redis; the pipeline tests prove a real worker runs what it
+    publishes.
     """
 
     def __init__(self, broker_url: str) -> None:
         import redis
 
-        from smsqueue.tasks.celery_app import app
-
+        app = _app()
         # Short timeouts: the request that rings waits for this publish.
         self.pool = redis.ConnectionPool.from_url(broker_url, socket_connect_timeout=0.5, socket_timeout=2)
         self.connection: Any = None
+        self.lost = False  # a publish failed since the last one that went through
         self.lock = threading.Lock()
         self.origin = f"{os.getpid()}@{socket.gethostname()}"
         self.timelimit = [app.conf.task_time_limit, app.conf.task_soft_time_limit]
@@ -68,7 +70,7 @@ class RedisDoorbell:
             "content-encoding": "utf-8",
             "content-type": "application/json",
             "headers": {
-                "lang": "py", "task": SEND_TASK, "id": "@task_id@", "shadow": None, "eta": None,
+                "lang": "py", "task": Tasks.SEND_MESSAGES, "id": "@task_id@", "shadow": None, "eta": None,
                 "expires": None, "group": None, "group_index": None, "retries": 0,
                 "timelimit": self.timelimit,
                 "root_id": "@task_id@", "parent_id": None, "argsrepr": "@argsrepr@", "kwargsrepr": "{}",
@@ -87,29 +89,50 @@ class RedisDoorbell:
         return text.replace('"@argsrepr@"', "{argsrepr}")
 
     def publish(self, chunks: list[list[int]]) -> None:
+        """LPUSH the doorbells. A kept connection that fails is dropped and the push tried once more on a
+        new one: after a broker restart every kept connection is dead, and the first publish on it must
+        not be the one that is lost. Raises only when a new connection fails too (the broker is down)."""
         payloads = [self.message(c) for c in chunks]
         with self.lock:
-            if self.connection is None:
-                self.connection = self.pool.make_connection()
+            while True:
+                fresh = self.connection is None
+                if fresh:
+                    self.connection = self.pool.make_connection()
+                try:
+                    self.connection.send_command("LPUSH", Queues.SEND, *payloads)
+                    self.connection.read_response()
+                    if self.lost:
+                        # Doorbells were lost since the last good publish: tell the sweep (see
+                        # `broker_lost_doorbells`) to ring every due message again at once.
+                        self.connection.send_command("DEL", LOST_MARKER)
+                        self.connection.read_response()
+                        self.lost = False
+                    return
+                except Exception:
+                    self.connection.disconnect()
+                    self.connection = None
+                    if fresh:
+                        self.lost = True
+                        raise
+
+    def broker_lost_doorbells(self) -> bool:
+        """True once after the broker lost doorbells: restarted empty (the marker key is gone with
+        everything else) or a publisher here or elsewhere failed to ring (it deleted the marker when it
+        could publish again). One SET per sweep run, never on the hot path."""
+        with self.lock:
+            connection = self.pool.make_connection()
             try:
-                self.connection.send_command("LPUSH", Queues.SEND, *payloads)
-                self.connection.read_response()
-            except Exception:
-                self.connection.disconnect()
-                self.connection = None
-                raise
+                connection.send_command("SET", LOST_MARKER, "1", "NX")
+                return connection.read_response() is not None
+            finally:
+                connection.disconnect()
 
 
-SEND_TASK = "smsqueue.send_messages"
+# The key whose absence in the broker's Redis says that doorbells may have been lost.
+LOST_MARKER = "smsqueue:doorbells-intact"
 _EMBED = json.dumps({"callbacks": None, "errbacks": None, "chain": None, "chord": None})
 _doorbell: RedisDoorbell | None = None
 _doorbell_pid: int | None = None
-
-
-def _send_task() -> Any:
-    from smsqueue.tasks.send import send_messages  # here: that module imports this one
-
-    return send_messages
 
 
 def _fast_doorbell() -> RedisDoorbell | None:
@@ -122,23 +145,28 @@ def _fast_doorbell() -> RedisDoorbell | None:
     return _doorbell
 
 
-def ring_send(pks: Sequence[int], countdown: float = 0.0) -> bool:
-    """Publish send tasks for these messages, in batches. False if the broker could not be reached."""
+def ring_send(pks: Sequence[int]) -> bool:
+    """Publish send tasks for these messages, in batches. False if the broker could not be reached.
+
+    A message due later waits in the database (`ring_at`) and the sweep rings it then, so a broker that
+    loses its delayed tasks (a restart) loses nothing that must happen (see also `ring_later`)."""
     global _broken_until
     if not pks:
         return True
+    fast = _fast_doorbell()
     if time.monotonic() < _broken_until:
+        if fast is not None:
+            fast.lost = True
         return False
     size = max(1, settings().send_batch_size)
     chunks = [list(pks[i : i + size]) for i in range(0, len(pks), size)]
-    fast = _fast_doorbell() if not countdown else None
     for i, chunk in enumerate(chunks):
         try:
             if fast is not None:
                 fast.publish(chunks[i:])
                 break
-            _send_task().apply_async(
-                (chunk,), queue=Queues.SEND, routing_key=Queues.SEND, countdown=countdown or None, retry=False
+            _app().send_task(
+                Tasks.SEND_MESSAGES, (chunk,), queue=Queues.SEND, routing_key=Queues.SEND, retry=False
             )
         except Exception as exc:
             _broken_until = time.monotonic() + BREAKER_SECONDS
@@ -148,34 +176,32 @@ def ring_send(pks: Sequence[int], countdown: float = 0.0) -> bool:
     return True
 
 
-# Longer waits are not held in the broker as countdown tasks (a worker holds those in memory, and past
-# the visibility timeout they run twice): the message waits in the database and the sweep rings for it.
-MAX_COUNTDOWN = 60.0
+def broker_lost_doorbells() -> bool:
+    """Whether the broker may have lost doorbells since this was last asked (see RedisDoorbell). False
+    for a broker that is not Redis, and when the broker cannot be asked (nothing can be rung then)."""
+    fast = _fast_doorbell()
+    if fast is None:
+        return False
+    try:
+        return fast.broker_lost_doorbells()
+    except Exception as exc:
+        log.warning("could not ask the broker whether doorbells were lost: %s", type(exc).__name__)
+        return False
 
 
-def ring_later(items: Iterable[tuple[int, float]]) -> None:
-    """Ring for (message pk, delay) pairs, grouping those due within the same tenth of a second."""
-    groups: dict[float, list[int]] = defaultdict(list)
-    for pk, delay in items:
-        if delay <= MAX_COUNTDOWN:
-            groups[round(delay, 1)].append(pk)
-    for delay, pks in sorted(groups.items()):
-        ring_send(pks, countdown=delay)
-
-
-def publish_now(task: Any, args: tuple[Any, ...], queue: str) -> None:
-    """Publish a task from a request: on a connection that gives up after one quick retry, so that a
-    broker outage costs the request a moment, not kombu's default reconnect loop. Raises on failure (the
-    caller falls back); skips straight to raising while the breaker is open."""
+def publish_now(task: str, args: tuple[Any, ...]) -> None:
+    """Publish a task (by name, to its routed queue) from a request: on a connection that gives up after
+    one quick retry, so that a broker outage costs the request a moment, not kombu's default reconnect
+    loop. Raises on failure (the caller falls back); skips straight to raising while the breaker is open."""
     global _broken_until
-    from smsqueue.tasks.celery_app import app
-
+    app = _app()
+    queue = ROUTES[task]
     if time.monotonic() < _broken_until:
         raise ConnectionError("the broker failed a moment ago")
     try:
         with app.connection_for_write() as conn:
             conn.ensure_connection(max_retries=1, interval_start=0, interval_step=0.2, timeout=2)
-            task.apply_async(args, queue=queue, routing_key=queue, retry=False, connection=conn)
+            app.send_task(task, args, queue=queue, routing_key=queue, retry=False, connection=conn)
     except Exception:
         _broken_until = time.monotonic() + BREAKER_SECONDS
         raise
@@ -184,3 +210,40 @@ def publish_now(task: Any, args: tuple[Any, ...], queue: str) -> None:
 def ring_soon(pks: Sequence[int]) -> None:
     """Ring for messages just committed by a request: never raises (the sweep covers a failure)."""
     ring_send(list(pks))
+
+
+def ring_followups(followups: Followups) -> None:
+    """Ring what a committed step of the domain says must be rung."""
+    ring_send(followups.now)
+    ring_later(followups.later)
+
+
+def ring_later(items: Iterable[tuple[int, float]]) -> None:
+    """Ring for (message pk, delay) pairs with a countdown, grouping those due within the same tenth of a
+    second. A timing aid only (see messages.Followups): a lost one is rung by the sweep."""
+    groups: dict[float, list[int]] = defaultdict(list)
+    for pk, delay in items:
+        groups[round(delay, 1)].append(pk)
+    for delay, pks in sorted(groups.items()):
+        if time.monotonic() < _broken_until:
+            return
+        try:
+            _app().send_task(
+                Tasks.SEND_MESSAGES,
+                (pks,),
+                queue=Queues.SEND,
+                routing_key=Queues.SEND,
+                countdown=delay,
+                retry=False,
+            )
+        except Exception as exc:
+            log.warning(
+                "could not publish %d delayed ring(s); the sweep will: %s", len(pks), type(exc).__name__
+            )
+            return
+
+
+def _app() -> Any:
+    from smsqueue.tasks.celery_app import app  # here: the app's import configures Celery
+
+    return app

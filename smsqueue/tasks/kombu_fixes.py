@@ -1,4 +1,7 @@
-"""A fix for a kombu bug that kills a worker when Redis goes away with task messages unacknowledged.
+"""Fixes for how Celery and kombu live through a Redis that goes away and comes back.
+
+1. `patch_redis_channel`: a kombu bug that kills a worker when Redis goes away with task messages
+   unacknowledged.
 
 On a lost connection Celery closes the channel, whose close restores unacknowledged messages; by then the
 channel's connection is gone, and kombu's Redis channel fails with AttributeError ('NoneType' object has
@@ -10,9 +13,14 @@ the messages that could not be restored are found again by smsqueue's sweeps (th
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 _PATCHED = "_smsqueue_patched"
+# The longest wait between two attempts to reach the broker again (kombu's default grows to 30 s). The
+# web says it is ready as soon as Redis answers; a worker or beat still sleeping in its backoff would
+# leave new messages unsent for that long.
+RECONNECT_INTERVAL_MAX = 1.0
 
 
 def patch_redis_channel() -> None:
@@ -30,3 +38,48 @@ def patch_redis_channel() -> None:
 
     setattr(_connparams, _PATCHED, True)
     kombu_redis.Channel._connparams = _connparams
+
+
+def patch_reconnect_backoff() -> None:
+    """2. The worker's consumer and the beat retry a lost broker with kombu's default backoff (2 s, then 2 s
+    more per attempt, up to 30 s). Cap it at RECONNECT_INTERVAL_MAX: a worker reconnects within a
+    second of Redis coming back, not after its sleep."""
+    from celery.beat import Scheduler
+    from celery.worker.consumer.consumer import Consumer
+
+    original_consumer = Consumer.ensure_connected
+    if getattr(original_consumer, _PATCHED, False):
+        return
+    original_beat = Scheduler._ensure_connected
+
+    def ensure_connected(self: Any, conn: Any) -> Any:
+        with _short_backoff(conn):
+            return original_consumer(self, conn)
+
+    def beat_ensure_connected(self: Any) -> Any:
+        with _short_backoff(self.connection):
+            return original_beat(self)
+
+    for patched in (ensure_connected, beat_ensure_connected):
+        setattr(patched, _PATCHED, True)
+    Consumer.ensure_connected = ensure_connected
+    Scheduler._ensure_connected = beat_ensure_connected
+
+
+class _short_backoff:
+    """Within it, `conn.ensure_connection` waits at most RECONNECT_INTERVAL_MAX between attempts."""
+
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+
+    def __enter__(self) -> None:
+        self.conn.ensure_connection = functools.partial(
+            type(self.conn).ensure_connection,
+            self.conn,
+            interval_start=0.2,
+            interval_step=0.2,
+            interval_max=RECONNECT_INTERVAL_MAX,
+        )
+
+    def __exit__(self, *_: object) -> None:
+        del self.conn.ensure_connection  # the class's method shows through again

@@ -12,13 +12,14 @@ from sqlalchemy.exc import OperationalError
 from smsqueue import reports
 from smsqueue.db import transaction
 from smsqueue.models import Provider
+from smsqueue.queues import Tasks
 from smsqueue.tasks.celery_app import app
 
 log = logging.getLogger(__name__)
 
 
 @app.task(
-    name="smsqueue.process_reports",
+    name=Tasks.PROCESS_REPORTS,
     ignore_result=True,
     # The database unreachable for a moment must not lose a report the provider will not send again.
     autoretry_for=(OperationalError,),
@@ -31,20 +32,20 @@ def process_reports(provider_id: int, items: list[dict[str, Any]]) -> int:
     return process(provider_id, items).applied
 
 
-def process(provider_id: int, items: list[dict[str, Any]]) -> reports.Outcome:
+def process(provider_id: int, items: list[dict[str, Any]]) -> reports.ReportCounts:
     p = Provider.__table__.c
     with transaction() as conn:
         row = conn.execute(select(p.code, p.kind).where(p.id == provider_id)).first()
     if row is None:
         log.info("reports for provider %s dropped: the provider is gone", provider_id)
-        return reports.Outcome(ignored=len(items))
-    outcome = reports.apply_reports(provider_id, row.kind, [reports.ReportItem.from_json(x) for x in items])
+        return reports.ReportCounts(ignored=len(items))
+    counts = reports.apply_reports(provider_id, row.kind, [reports.ReportItem.from_json(x) for x in items])
     log.info(
         "reports from %s: %d applied, %d unchanged, %d kept for their send, %d ignored",
         row.code,
-        outcome.applied,
-        outcome.unchanged,
-        outcome.kept,
-        outcome.ignored,
+        counts.applied,
+        counts.unchanged,
+        counts.kept,
+        counts.ignored,
     )
-    return outcome
+    return counts

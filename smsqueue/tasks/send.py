@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from smsqueue import metrics, sending
+from smsqueue.queues import Tasks
 from smsqueue.tasks.celery_app import app
-from smsqueue.tasks.doorbell import ring_later
+from smsqueue.tasks.doorbell import ring_followups
 
 
-@app.task(name="smsqueue.send_messages", ignore_result=True)
+@app.task(name=Tasks.SEND_MESSAGES, ignore_result=True)
 def send_messages(pks: list[int]) -> None:
-    followups = sending.process(pks)
-    ring_later(followups.later)
+    ring_followups(sending.process(pks))
     metrics.flush()

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from smsqueue import polling
+from smsqueue.queues import Tasks
 from smsqueue.tasks.celery_app import app
 
 
-@app.task(name="smsqueue.poll_statuses", ignore_result=True)
+@app.task(name=Tasks.POLL_STATUSES, ignore_result=True)
 def poll_statuses() -> int:
     total = 0
     while True:

@@ -6,14 +6,14 @@ from __future__ import annotations
 
 import logging
 
-from smsqueue.queues import DELIVER_WEBHOOKS, SWEEP_WEBHOOKS, Queues
+from smsqueue.queues import Queues, WebhookTasks
 from smsqueue.tasks.celery_app import app
 from smsqueue.webhooks import delivery, outbox
 
 log = logging.getLogger(__name__)
 
 
-@app.task(name=SWEEP_WEBHOOKS, ignore_result=True)
+@app.task(name=WebhookTasks.SWEEP, ignore_result=True)
 def sweep_webhooks() -> int:
     """Publish one delivery task per receiver's batch of claims; the number of events claimed."""
     claimed = 0
@@ -27,7 +27,7 @@ def publish_delivery(origin: str, attempt_ids: list[int]) -> None:
     """Publish a delivery task; if the broker cannot take it, give its claims back (due at once)."""
     try:
         app.send_task(
-            DELIVER_WEBHOOKS,
+            WebhookTasks.DELIVER,
             (attempt_ids,),
             queue=Queues.WEBHOOKS,
             routing_key=Queues.WEBHOOKS,
@@ -44,6 +44,6 @@ def publish_delivery(origin: str, attempt_ids: list[int]) -> None:
             log.exception("could not release webhook claims; their lease will expire")
 
 
-@app.task(name=DELIVER_WEBHOOKS, ignore_result=True)
+@app.task(name=WebhookTasks.DELIVER, ignore_result=True)
 def deliver_webhooks(attempt_ids: list[int]) -> int:
     return delivery.deliver(attempt_ids)
