@@ -147,7 +147,7 @@ def test_traffic_batch_with_one_bad_number_and_statuses_in_one_call(traffic_sim:
 def test_traffic_a_text_with_a_line_break_and_an_undelivered_end(traffic_sim: Simulator) -> None:
     traffic_sim.set_behaviour(delivery_delay=0, undelivered_share=1.0)
     client = traffic(traffic_sim)
-    text = "Привет,\nмир"
+    text = HELLO_RU.replace(" ", "\n")
 
     result = client.send(sms(5, text=text))  # goes alone, with `phones`, bound by the phone
 
