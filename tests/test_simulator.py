@@ -9,9 +9,11 @@ import socket
 import subprocess
 import sys
 import time
+import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlencode
 
 import pytest
 import requests
@@ -402,13 +404,187 @@ def test_smsaero_dialect_send_status_balance_and_auth() -> None:
     assert sim.received()[0].text == HELLO_RU
 
 
+def traffic_post(url: str, **form: str) -> ET.Element:
+    answer = requests.post(f"{url}/multi.php", data={"login": "acme", "password": "pw", **form}, timeout=2)
+    assert answer.status_code == 200 and answer.headers["Content-Type"].startswith("text/xml")
+    return ET.fromstring(answer.content)
+
+
+def test_smstraffic_dialect_send_binds_push_ids_per_segment_and_shares_the_reserve() -> None:
+    with Simulator(kind="smstraffic", behaviour={"delivery_delay": 0}) as sim:
+        lines = f"7:79161234567 {HELLO_RU}\n8:79161234568 {'Ж' * 71}"
+        sent = traffic_post(
+            sim.url, message=lines, individual_messages="1", with_push_id="1", rus="5", want_sms_ids="1"
+        )
+        assert (sent.findtext("result"), sent.findtext("code")) == ("OK", "0")
+        infos = [
+            (i.findtext("push_id"), i.findtext("phone"), i.findtext("sms_id"))
+            for i in sent.iter("message_info")
+        ]
+        [first, second] = [m.provider_id for m in sim.received()]
+        assert infos == [
+            ("7", "79161234567", f"{first}001"),
+            ("8", "79161234568", f"{second}001"),
+            ("8", "79161234568", f"{second}002"),  # one message_info per segment
+        ]
+        assert [(m.ref, m.text, m.parts) for m in sim.received()] == [("7", HELLO_RU, 1), ("8", "Ж" * 71, 2)]
+        # the reserve path is the same account: it knows what the main one took
+        status = traffic_post(f"{sim.url}/reserve", operation="status", sms_id=f"{first}001,{second}002")
+        assert [(e.findtext("sms_id"), e.findtext("status")) for e in status.iter("sms")] == [
+            (f"{first}001", "Delivered"),
+            (f"{second}002", "Delivered"),
+        ]
+        single = traffic_post(sim.url, operation="status", sms_id=f"{first}001")
+        assert (single.findtext("sms_id"), single.findtext("status")) == (f"{first}001", "Delivered")
+        unknown = traffic_post(sim.url, operation="status", sms_id=f"{first}001,{second}003")
+        assert (unknown.findtext("result"), unknown.findtext("description")) == ("ERROR", "no such message")
+        assert traffic_post(sim.url, operation="account").findtext("account") == f"{10000 - 3 * 1.5:.2f}"
+        assert sim.stats()["requests"] == {"send": 1, "status": 3, "balance": 1}
+        assert sim.stats()["reserve_requests"] == {"status": 1}
+
+
+@pytest.mark.parametrize(
+    ("form", "code"),
+    [
+        ({"phones": "79161234567,7916"}, "423"),  # one bad number refuses the whole request
+        ({"phones": "79990000000"}, "423"),  # a number the behaviour calls bad
+        ({"phones": "79161234567", "originator": "12345"}, "436"),  # numeric sender to a Russian number
+        ({"phones": ",".join(f"7916123{i:04d}" for i in range(7)), "want_sms_ids": "1", "gap": "60"}, "418"),
+        ({"phones": "79161234567", "message": ""}, "400"),
+        ({"phones": "79161234567", "password": "wrong"}, "411"),
+    ],
+)
+def test_smstraffic_dialect_refusals_send_nothing(form: dict[str, str], code: str) -> None:
+    with Simulator(
+        kind="smstraffic", password="pw", login="acme", behaviour={"bad_numbers": ["+7 999 000-00-00"]}
+    ) as sim:
+        answer = traffic_post(sim.url, **{"message": "hi", "rus": "5", **form})
+        assert (answer.findtext("result"), answer.findtext("code")) == ("ERROR", code)
+        assert sim.received() == []
+
+
+def test_smstraffic_dialect_no_funds_and_transliteration_without_rus_5() -> None:
+    with Simulator(kind="smstraffic", behaviour={"balance": 3.0}) as sim:  # two SMS
+        sent = traffic_post(sim.url, phones="79161234567", message=HELLO_RU)  # rus left out: 0
+        assert sent.findtext("result") == "OK" and sent.find("message_infos") is None  # no want_sms_ids
+        assert sim.received()[0].text != HELLO_RU  # UTF-8 read as windows-1251, then transliterated
+        body = urlencode(
+            {"login": "a", "password": "b", "phones": "79161234568", "message": HELLO_RU}, encoding="cp1251"
+        )
+        headers = {"Content-Type": "application/x-www-form-urlencoded"}
+        requests.post(f"{sim.url}/multi.php", data=body, headers=headers, timeout=2)
+        assert sim.received()[1].text == "Privet, mir"  # what rus=0 puts on the phone
+        refused = traffic_post(sim.url, phones="79161234567", message="hi", rus="5")
+        assert (refused.findtext("code"), refused.findtext("description")) == ("415", "Not enough money")
+
+
+def test_smstraffic_dialect_pushes_one_form_report_per_segment() -> None:
+    with WireServer() as receiver:
+        receiver.respond(body="OK")
+        behaviour = {"delivery_delay": 0, "report_url": f"{receiver.url}/dlr", "undelivered_share": 1.0}
+        with Simulator(kind="smstraffic", behaviour=behaviour) as sim:
+            traffic_post(sim.url, phones="79161234567", message="Ж" * 71, rus="5")
+            pushed = eventually(lambda: len(receiver.requests) == 2 and receiver.requests)
+    base = sim.received()[0].provider_id
+    assert [(r.form["sms_id"], r.form["status"]) for r in pushed] == [
+        ([f"{base}001"], ["Non Delivered"]),
+        ([f"{base}002"], ["Non Delivered"]),
+    ]
+    assert len(pushed[0].form["delivery_date"][0]) == len("2026-12-02 21:10:00")
+
+
+def iqsms_post(url: str, method: str, **body: Any) -> Any:
+    answer = requests.post(
+        f"{url}/messages/v2/{method}.json", json={"login": "acme", "password": "pw", **body}, timeout=2
+    )
+    assert answer.status_code == 200
+    return answer.json()
+
+
+def test_iqsms_dialect_send_status_queue_and_balance() -> None:
+    with Simulator(kind="iqsms", behaviour={"delivery_delay": 0.2}) as sim:
+        messages = [
+            {"clientId": "1", "phone": "79161234561", "text": HELLO_RU, "sender": "ACME"},
+            {"clientId": "2", "phone": "7916", "text": "x"},
+            {"clientId": "3", "phone": "79161234563", "text": ""},
+            {"clientId": "4", "phone": "79161234564", "text": "x", "sender": "TWELVECHARS!"},
+            {"clientId": "5", "phone": "79161234565", "text": "Ж" * 71},
+        ]
+        sent = iqsms_post(sim.url, "send", statusQueueName="queue1", messages=messages)
+        assert sent["status"] == "ok"
+        assert [(m["clientId"], m["status"]) for m in sent["messages"]] == [
+            ("1", "accepted"),
+            ("2", "invalid mobile phone"),
+            ("3", "text is empty"),
+            ("4", "sender address invalid"),
+            ("5", "accepted"),
+        ]
+        first = sent["messages"][0]["smscId"]
+        assert isinstance(first, int) and sent["messages"][1]["smscId"] is None
+        assert [(m.ref, m.sender, m.parts) for m in sim.received()] == [("1", "ACME", 1), ("5", None, 2)]
+        assert iqsms_post(sim.url, "statusQueue", statusQueueName="queue1") == {
+            "status": "error",
+            "description": "queue is empty",  # nothing is final yet
+        }
+        status = iqsms_post(
+            sim.url, "status", messages=[{"clientId": "1"}, {"smscId": first}, {"clientId": "9"}]
+        )
+        assert [m["status"] for m in status["messages"]] == ["smsc submit", "smsc submit", "incorrect id"]
+        eventually(lambda: sim.stats()["pending"] == 0)
+        popped = iqsms_post(sim.url, "statusQueue", statusQueueName="queue1", statusQueueLimit=1)
+        assert popped["messages"] == [{"clientId": "1", "smscId": first, "status": "delivered"}]
+        assert [
+            m["clientId"] for m in iqsms_post(sim.url, "statusQueue", statusQueueName="queue1")["messages"]
+        ] == ["5"]
+        assert iqsms_post(sim.url, "statusQueue", statusQueueName="queue1")["description"] == "queue is empty"
+        assert iqsms_post(sim.url, "statusQueue", statusQueueName="other")["description"] == "queue is empty"
+        assert (
+            iqsms_post(sim.url, "statusQueue", statusQueueName="a-b")["description"]
+            == "invalid status queue name"
+        )
+        balance = iqsms_post(sim.url, "balance")
+        assert balance == {
+            "status": "ok",
+            "description": None,
+            "balance": [{"type": "RUB", "balance": 10000 - 3 * 1.5, "credit": 0}],
+        }
+        sim.reset()
+        assert (
+            iqsms_post(sim.url, "status", messages=[{"clientId": "1"}])["messages"][0]["status"]
+            == "incorrect id"
+        )
+
+
+def test_iqsms_dialect_request_errors() -> None:
+    with Simulator(kind="iqsms", login="acme", password="pw", behaviour={"balance": 1.0}) as sim:
+        one = [{"clientId": "1", "phone": "79161234561", "text": "x"}]
+        assert iqsms_post(sim.url, "balance", password="bad")["description"] == "error authorization"
+        assert (
+            iqsms_post(sim.url, "send", messages=one, statusQueueName="x")["description"]
+            == "invalid status queue name"
+        )
+        assert iqsms_post(sim.url, "send", messages=one)["description"] == "not enough balance"
+        sim.set_behaviour(error_code="error authorization", error_code_times=1, affects=["balance"])
+        assert iqsms_post(sim.url, "balance")["description"] == "error authorization"
+        assert sim.received() == []
+
+
+# Requests that reach an operation beyond a plain POST to each route: SMS Traffic has one path for all.
+EXTRA_PROBES = {
+    "smstraffic": [("/multi.php", {"operation": "status"}), ("/multi.php", {"operation": "account"})],
+}
+
+
 @pytest.mark.parametrize("kind", sorted(DIALECTS))
 def test_every_registered_dialect_routes_the_three_operations(kind: str) -> None:
-    assert sorted(DIALECTS[kind].routes.values()) == sorted(OPERATIONS)
+    assert set(DIALECTS[kind].routes.values()) <= set(OPERATIONS)
+    probes = [(path, {}) for path in DIALECTS[kind].routes] + EXTRA_PROBES.get(kind, [])
     with Simulator(kind=kind) as simulator:
-        for path in DIALECTS[kind].routes:
-            requests.post(f"{simulator.url}{path}", timeout=2)
-        assert simulator.stats()["requests"] == dict.fromkeys(OPERATIONS, 1)
+        for path, form in probes:
+            requests.post(f"{simulator.url}{path}", data=form, timeout=2)
+        counts = simulator.stats()["requests"]
+    assert set(counts) == set(OPERATIONS)
+    assert sum(counts.values()) == len(probes)
 
 
 def test_the_simulator_imports_no_database_celery_or_flask() -> None:
@@ -437,6 +613,28 @@ def test_cli_flags_become_behaviour() -> None:
     assert behaviour.delivery_delay == 0
     assert behaviour.affects == ("send", "status")
     assert behaviour.report_url == "http://127.0.0.1:1/dlr"
+    assert behaviour.endpoints == ("main", "reserve") and behaviour.bad_numbers == ()
+
+
+def test_cli_kinds_endpoints_and_bad_numbers() -> None:
+    args = build_parser().parse_args(
+        [
+            "--kind",
+            "smstraffic",
+            "--error-code",
+            "1000",
+            "--endpoints",
+            "main",
+            "--bad-numbers",
+            "+79990000000",
+        ]
+    )
+    behaviour = behaviour_from_args(args)
+    assert (args.kind, behaviour.error_code, behaviour.endpoints) == ("smstraffic", 1000, ("main",))
+    assert behaviour.bad_numbers == ("79990000000",)
+    assert build_parser().parse_args(["--kind", "iqsms"]).kind == "iqsms"
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["--endpoints", "elsewhere"])
 
 
 def free_port() -> int:
@@ -445,11 +643,28 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def test_runs_as_a_process_and_stops_on_sigterm() -> None:
+BALANCE_PROBES: dict[str, tuple[str, dict[str, Any], Callable[[requests.Response], Any]]] = {
+    "smsc": ("/sys/balance.php", {"data": {"apikey": "k", "fmt": 3}}, lambda r: r.json()["balance"]),
+    "smstraffic": (
+        "/reserve/multi.php",
+        {"data": {"login": "a", "password": "b", "operation": "account"}},
+        lambda r: ET.fromstring(r.content).findtext("account"),
+    ),
+    "iqsms": (
+        "/messages/v2/balance.json",
+        {"json": {"login": "a", "password": "b"}},
+        lambda r: f"{r.json()['balance'][0]['balance']:.2f}",
+    ),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(BALANCE_PROBES))
+def test_runs_as_a_process_and_stops_on_sigterm(kind: str) -> None:
+    path, body, read = BALANCE_PROBES[kind]
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     process = subprocess.Popen(
-        [sys.executable, "-m", "smsqueue.providers.simulator", "--kind", "smsc", "--port", str(port)],
+        [sys.executable, "-m", "smsqueue.providers.simulator", "--kind", kind, "--port", str(port)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -460,10 +675,9 @@ def test_runs_as_a_process_and_stops_on_sigterm() -> None:
         assert process.stdout is not None
         line = process.stdout.readline()
         assert f"127.0.0.1:{port}" in line
-        answer: Any = requests.post(
-            f"http://127.0.0.1:{port}/sys/balance.php", data={"apikey": "k", "fmt": 3}, timeout=2
-        ).json()
-        assert answer == {"balance": "10000.00"}
+        assert f"({kind})" in line
+        answer = requests.post(f"http://127.0.0.1:{port}{path}", timeout=2, **body)
+        assert read(answer) == "10000.00"
     finally:
         process.terminate()
         assert process.wait(timeout=5) == 0

@@ -17,14 +17,15 @@ progress until `delivery_delay` seconds have passed, then delivered (or, for a s
 report there from a background thread (a failed push is counted, never raised).
 
 Credentials: any are accepted unless `login`/`password`/`apikey` are given; then wrong ones get the
-provider's bad-login answer.
+provider's bad-login answer. IQSMS pushes no reports: its statuses wait in a status queue instead.
 
 The modules, in the order a request meets them:
 - `server`: the HTTP server (threading HTTP/1.1, one write per answer); knows nothing of providers;
 - `provider`: `Simulator`, routing a request to the `/_sim/` endpoints or to its dialect;
 - `control`: the `/_sim/` endpoints (messages, stats, reset, behaviour);
-- `dialects/`: one module per provider wire format (`smsc`, `smsru`, `smsaero`), registered in
-  `dialects.DIALECTS`;
+- `dialects/`: one module per provider wire format (`smsc`, `smsru`, `smsaero`, `smstraffic`, `iqsms`),
+  registered in `dialects.DIALECTS`; a dialect with a reserve endpoint (SMS Traffic) answers its paths
+  under `/reserve` too, on the same state;
 - `state`: the messages taken, money spent, request counts and the behaviour in force;
 - `behaviour`: the behaviour knobs and their checks;
 - `report_pusher`: delivery reports pushed when messages become final;

@@ -4,8 +4,10 @@ Keys: `delivery_delay` (s, default 0.5; 0 = at once), `undelivered_share` (0..1)
 this HTTP status), `fail_http_times` (only the next N requests; null = until changed), `error_code`
 (answer this provider error code), `error_code_times`, `delay_seconds` (take the request at once but
 answer this late), `delay_times`, `affects` (which operations the last three apply to: any of "send",
-"status", "balance"; default ["send"]), `report_url` (push delivery reports there), `balance` (account
-money, RUB), `price` (per SMS part).
+"status", "balance"; default ["send"]), `endpoints` (which endpoints they apply to: "main", and
+"reserve" for a dialect with a reserve path, SMS Traffic's; default both), `report_url` (push delivery
+reports there), `balance` (account money, RUB), `price` (per SMS part), `bad_numbers` (numbers, as
+digits, the provider refuses as invalid though they look like numbers).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 OPERATIONS = ("send", "status", "balance")
+ENDPOINTS = ("main", "reserve")
 
 
 @dataclass
@@ -30,9 +33,11 @@ class Behaviour:
     delay_seconds: float = 0.0
     delay_times: int | None = None
     affects: tuple[str, ...] = ("send",)
+    endpoints: tuple[str, ...] = ENDPOINTS
     report_url: str | None = None
     balance: float = 10000.0
     price: float = 1.5
+    bad_numbers: tuple[str, ...] = ()
 
     def changed(self, changes: Mapping[str, Any]) -> Behaviour:
         """A copy with `changes` applied; ValueError names every bad key or value."""
@@ -45,6 +50,8 @@ class Behaviour:
     def as_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["affects"] = list(self.affects)
+        data["endpoints"] = list(self.endpoints)
+        data["bad_numbers"] = list(self.bad_numbers)
         return data
 
 
@@ -69,11 +76,14 @@ def _coerce(name: str, value: Any) -> Any:
             return None if value is None else (int(value) if str(value).lstrip("-").isdigit() else str(value))
         if name == "report_url":
             return str(value) if value else None
-        if name == "affects":
-            affects = (value,) if isinstance(value, str) else tuple(value)
-            if not set(affects) <= set(OPERATIONS):
+        if name in ("affects", "endpoints"):
+            chosen = (value,) if isinstance(value, str) else tuple(value)
+            if not set(chosen) <= set(OPERATIONS if name == "affects" else ENDPOINTS):
                 raise ValueError
-            return affects
+            return chosen
+        if name == "bad_numbers":
+            numbers = (value,) if isinstance(value, str) else tuple(value or ())
+            return tuple("".join(ch for ch in str(n) if ch.isdigit()) for n in numbers)
     except (TypeError, ValueError):
         raise ValueError(f"bad value for {name}: {value!r}") from None
     raise ValueError(f"unknown behaviour key: {name}")

@@ -10,7 +10,7 @@ import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from smsqueue.providers.simulator.behaviour import OPERATIONS, Behaviour, behaviour_keys
+from smsqueue.providers.simulator.behaviour import ENDPOINTS, OPERATIONS, Behaviour, behaviour_keys
 from smsqueue.providers.simulator.dialects import DIALECTS
 from smsqueue.providers.simulator.provider import Simulator
 
@@ -25,8 +25,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--kind", choices=sorted(DIALECTS), default="smsc")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT)
-    parser.add_argument("--login", help="accept only this login (SMSC) or e-mail (SMS Aero)")
-    parser.add_argument("--password", help="accept only this password (SMSC; SMS.ru api_id; SMS Aero key)")
+    parser.add_argument(
+        "--login", help="accept only this login (SMSC, SMS Traffic, IQSMS) or e-mail (SMS Aero)"
+    )
+    parser.add_argument(
+        "--password", help="accept only this password (SMSC, SMS Traffic, IQSMS; SMS.ru api_id; SMS Aero key)"
+    )
     parser.add_argument(
         "--apikey", help="accept only this API key (SMSC apikey, SMS.ru api_id, SMS Aero key)"
     )
@@ -45,9 +49,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--affects", nargs="+", choices=OPERATIONS, default=list(defaults.affects), help="operations hit"
     )
+    parser.add_argument(
+        "--endpoints",
+        nargs="+",
+        choices=ENDPOINTS,
+        default=list(defaults.endpoints),
+        help="endpoints hit (SMS Traffic's reserve answers under /reserve)",
+    )
     parser.add_argument("--report-url", help="push delivery reports to this URL")
     parser.add_argument("--balance", type=float, default=defaults.balance)
     parser.add_argument("--price", type=float, default=defaults.price)
+    parser.add_argument(
+        "--bad-numbers", nargs="*", default=[], metavar="NUMBER", help="refuse these numbers as invalid"
+    )
     return parser
 
 

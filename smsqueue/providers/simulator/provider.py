@@ -15,6 +15,8 @@ from smsqueue.providers.simulator.server import SimHTTPServer
 from smsqueue.providers.simulator.state import SimMessage, SimState
 from smsqueue.providers.simulator.wire import Reply, SimRequest, http_phrase, text_reply
 
+RESERVE_PREFIX = "/reserve"  # a dialect with `has_reserve` answers its paths under it too
+
 
 class Simulator:
     def __init__(
@@ -33,8 +35,9 @@ class Simulator:
         self.dialect = dialect_for(kind, Credentials(login, password, apikey))
         if isinstance(behaviour, Mapping):
             behaviour = Behaviour().changed(behaviour)
-        self._reports = ReportPusher(self.dialect.report)
-        self._state = SimState(behaviour or Behaviour(), seed, schedule_report=self._reports.schedule)
+        self._reports = ReportPusher(self.dialect.reports)
+        schedule = self._reports.schedule if self.dialect.pushes_reports else _no_report
+        self._state = SimState(behaviour or Behaviour(), seed, schedule_report=schedule)
         self._address = (host, port)
         self._httpd: SimHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -99,6 +102,7 @@ class Simulator:
     def reset(self) -> None:
         self._reports.clear()
         self._state.reset()
+        self.dialect.reset()
 
     def stats(self) -> dict[str, Any]:
         return {
@@ -114,11 +118,17 @@ class Simulator:
         path, _, query = target.partition("?")
         if path.startswith(CONTROL_PREFIX):
             return control_reply(self, method, path, query, body)
-        operation = self.dialect.routes.get(path)
-        if operation is None:
+        endpoint = "main"
+        if self.dialect.has_reserve and path.startswith(RESERVE_PREFIX + "/"):
+            endpoint, path = "reserve", path[len(RESERVE_PREFIX) :]
+        if path not in self.dialect.routes:
             return text_reply("not found", 404)
         request = self.dialect.parse(query, headers, body)
-        trouble = self._state.count_request(operation)
+        request.path = path
+        operation = self.dialect.operation(request)
+        if operation is None:
+            return text_reply("not found", 404)
+        trouble = self._state.count_request(operation, endpoint)
         reply = self._reply(operation, request, trouble.http_status, trouble.error_code)
         if trouble.delay:
             # Taken at once, answered late: the case where a client times out on a message that was sent.
@@ -142,3 +152,7 @@ class Simulator:
         if operation == "status":
             return self.dialect.status(self._state, request)
         return self.dialect.balance(self._state, request)
+
+
+def _no_report(message: SimMessage) -> None:
+    """The schedule of a dialect that pushes no reports (IQSMS: its statuses wait in a queue)."""

@@ -20,9 +20,9 @@ REPORT_TIMEOUT = 5.0
 
 
 class ReportPusher:
-    def __init__(self, build_report: Callable[[SimMessage], tuple[bytes, str]]) -> None:
-        """`build_report` turns a final message into the provider's report: (body, content type)."""
-        self._build_report = build_report
+    def __init__(self, build_reports: Callable[[SimMessage], list[tuple[bytes, str]]]) -> None:
+        """`build_reports` turns a final message into the provider's reports: (body, content type)s."""
+        self._build_reports = build_reports
         self._due: list[tuple[float, int, SimMessage]] = []  # a heap by deliver_at, then arrival
         self._order = itertools.count()
         self._wake = threading.Condition()  # also guards the counts
@@ -77,8 +77,11 @@ class ReportPusher:
             return None
 
     def _push(self, message: SimMessage) -> None:
+        for body, content_type in self._build_reports(message):
+            self._push_one(message, body, content_type)
+
+    def _push_one(self, message: SimMessage, body: bytes, content_type: str) -> None:
         assert message.report_url is not None
-        body, content_type = self._build_report(message)
         try:
             response = self._session.post(
                 message.report_url, data=body, headers={"Content-Type": content_type}, timeout=REPORT_TIMEOUT

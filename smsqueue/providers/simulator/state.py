@@ -56,6 +56,16 @@ class SimMessage:
         }
 
 
+class Recipient(NamedTuple):
+    """One message of a send request: where it goes, our id for it, its text, parts and sender."""
+
+    phone: str
+    ref: str | None
+    text: str
+    parts: int
+    sender: str | None = None
+
+
 class Trouble(NamedTuple):
     """What the behaviour scripts for one request: answer late, with an HTTP failure, or a provider error."""
 
@@ -80,9 +90,11 @@ class SimState:
         self._messages: list[SimMessage] = []
         self._by_provider_id: dict[str, SimMessage] = {}
         self._by_id_phone: dict[tuple[str, str], SimMessage] = {}
+        self._by_ref: dict[str, SimMessage] = {}
         self._counter = itertools.count(1)
         self._spent = 0.0
         self._requests: Counter[str] = Counter()
+        self._reserve_requests: Counter[str] = Counter()
         self._rejected_sends = 0
 
     def reset(self) -> None:
@@ -101,11 +113,13 @@ class SimState:
 
     # -- per request --
 
-    def count_request(self, operation: str) -> Trouble:
+    def count_request(self, operation: str, endpoint: str = "main") -> Trouble:
         """Count one request and take the trouble the behaviour scripts for it now."""
         with self._lock:
             self._requests[operation] += 1
-            if operation not in self.behaviour.affects:
+            if endpoint == "reserve":
+                self._reserve_requests[operation] += 1
+            if operation not in self.behaviour.affects or endpoint not in self.behaviour.endpoints:
                 return Trouble(0.0, None, None)
             delay = self._take("delay_seconds", "delay_times", 0.0)
             http_status = self._take("fail_http", "fail_http_times", None)
@@ -142,31 +156,45 @@ class SimState:
         report_url: str | None = None,
     ) -> tuple[list[SimMessage], float] | None:
         """Record one message per (phone, ref) and the balance left; None when the money does not cover it."""
+        items = [Recipient(phone, ref, text, parts, sender) for phone, ref in recipients]
+        return self.accept_each(kind, items, provider_id=provider_id, report_url=report_url)
+
+    def accept_each(
+        self,
+        kind: str,
+        recipients: Sequence[Recipient],
+        *,
+        provider_id: Callable[[int], str],
+        report_url: str | None = None,
+    ) -> tuple[list[SimMessage], float] | None:
+        """`accept` for messages with texts and senders of their own: all, or none when the money is short."""
         now = time.time()
         accepted: list[SimMessage] = []
         with self._lock:
             behaviour = self.behaviour
-            cost = behaviour.price * parts * len(recipients)
+            cost = behaviour.price * sum(r.parts for r in recipients)
             if self._spent + cost > behaviour.balance + 1e-9:
                 return None
             self._spent += cost
-            for phone, ref in recipients:
+            for recipient in recipients:
                 message = SimMessage(
                     kind=kind,
-                    ref=ref,
-                    phone=phone,
-                    text=text,
-                    sender=sender,
+                    ref=recipient.ref,
+                    phone=recipient.phone,
+                    text=recipient.text,
+                    sender=recipient.sender,
                     received_at=now,
                     provider_id=provider_id(next(self._counter)),
                     undelivered=self._rng.random() < behaviour.undelivered_share,
                     deliver_at=now + behaviour.delivery_delay,
                     report_url=report_url or behaviour.report_url,
-                    parts=parts,
+                    parts=recipient.parts,
                 )
                 self._messages.append(message)
                 self._by_provider_id[message.provider_id] = message
-                self._by_id_phone[(message.provider_id, phone)] = message
+                self._by_id_phone[(message.provider_id, message.phone)] = message
+                if message.ref is not None:
+                    self._by_ref[message.ref] = message
                 accepted.append(message)
             balance = behaviour.balance - self._spent
         for message in accepted:
@@ -181,6 +209,15 @@ class SimState:
                 return self._by_id_phone.get((provider_id, phone))
             return self._by_provider_id.get(provider_id)
 
+    def find_ref(self, ref: str) -> SimMessage | None:
+        """The latest message sent with our id `ref` (IQSMS `clientId`)."""
+        with self._lock:
+            return self._by_ref.get(ref)
+
+    def is_bad_number(self, phone: str) -> bool:
+        """Not a number the provider takes: not 10-15 digits, or one the behaviour calls bad."""
+        return not (10 <= len(phone) <= 15 and phone.isdigit()) or phone in self.behaviour.bad_numbers
+
     def balance_left(self) -> float:
         return self.behaviour.balance - self._spent
 
@@ -189,12 +226,14 @@ class SimState:
         with self._lock:
             messages = list(self._messages)
             requests_by_op = dict(self._requests)
+            reserve_requests = dict(self._reserve_requests)
             rejected = self._rejected_sends
         refs = Counter(m.ref for m in messages if m.ref is not None)
         pairs = Counter((m.phone, m.text) for m in messages)
         states = Counter(m.state(now) for m in messages)
         return {
             "requests": requests_by_op,
+            "reserve_requests": reserve_requests,
             "messages": len(messages),
             "rejected_sends": rejected,
             "unique_refs": len(refs),

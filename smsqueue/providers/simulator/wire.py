@@ -25,6 +25,7 @@ class SimRequest:
     headers: Mapping[str, str]
     body: bytes
     json: Any = None
+    path: str = ""  # the dialect's path (a reserve endpoint's prefix taken off)
 
 
 def json_reply(data: Any, status: int = 200) -> Reply:

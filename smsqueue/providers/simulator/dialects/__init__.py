@@ -8,11 +8,15 @@ all read this one table.
 from __future__ import annotations
 
 from smsqueue.providers.simulator.dialects.base import Credentials, Dialect
+from smsqueue.providers.simulator.dialects.iqsms import IqsmsDialect
 from smsqueue.providers.simulator.dialects.smsaero import SmsAeroDialect
 from smsqueue.providers.simulator.dialects.smsc import SmscDialect
 from smsqueue.providers.simulator.dialects.smsru import SmsRuDialect
+from smsqueue.providers.simulator.dialects.smstraffic import SmsTrafficDialect
 
-DIALECTS: dict[str, type[Dialect]] = {d.kind: d for d in (SmscDialect, SmsRuDialect, SmsAeroDialect)}
+DIALECTS: dict[str, type[Dialect]] = {
+    d.kind: d for d in (SmscDialect, SmsRuDialect, SmsAeroDialect, SmsTrafficDialect, IqsmsDialect)
+}
 
 
 def dialect_for(kind: str, credentials: Credentials) -> Dialect:

@@ -28,9 +28,20 @@ class Credentials:
 class Dialect(ABC):
     kind: ClassVar[str]
     routes: ClassVar[dict[str, str]]  # path -> operation ("send", "status", "balance")
+    # The same paths answer under `/reserve` too, as the provider's reserve endpoint (same account).
+    has_reserve: ClassVar[bool] = False
+    pushes_reports: ClassVar[bool] = True  # to the report URL; False: statuses are only asked for
 
     def __init__(self, credentials: Credentials) -> None:
         self.credentials = credentials
+
+    def operation(self, request: SimRequest) -> str | None:
+        """The operation a request to one of `routes` is (for the behaviour and the counts); None: 404.
+        A dialect with one path for everything (SMS Traffic) tells them apart by the request."""
+        return self.routes.get(request.path)
+
+    def reset(self) -> None:  # noqa: B027 - most dialects hold nothing of their own
+        """Forget what the dialect holds of its own (with the simulator's reset)."""
 
     def parse(self, query: str, headers: Mapping[str, str], body: bytes) -> SimRequest:
         """The query string and a form body as params (UTF-8); a dialect with other encodings overrides."""
@@ -56,6 +67,10 @@ class Dialect(ABC):
     @abstractmethod
     def balance(self, state: SimState, request: SimRequest) -> Reply: ...
 
-    @abstractmethod
     def report(self, message: SimMessage) -> tuple[bytes, str]:
         """The delivery report the provider pushes for a final message: (body, content type)."""
+        raise NotImplementedError(f"{self.kind} pushes no reports")
+
+    def reports(self, message: SimMessage) -> list[tuple[bytes, str]]:
+        """Every report pushed for a final message (SMS Traffic pushes one per segment)."""
+        return [self.report(message)]
