@@ -54,6 +54,7 @@ def test_the_provider_that_takes_over_gets_its_own_links_sender(
     to_second = post(client, factory, entity_with_links(factory, (first, "ALPHA"), (second, "BRAVO")))
     to_bare = post(client, factory, entity_with_links(factory, (first, "ALPHA"), (third, None)))
     processes.worker()
+    processes.beat()  # retries are rung by the sweep at their due time, not by a broker countdown
 
     wait_status(to_second, "sent", "delivered")
     wait_status(to_bare, "sent", "delivered")
@@ -71,6 +72,7 @@ def test_a_callers_own_sender_goes_to_whichever_provider_sends(client, factory, 
     entity = entity_with_links(factory, (first, "ALPHA"), (second, "BRAVO"))
     fails_over = post(client, factory, entity, sender="MYSHOP")
     processes.worker()
+    processes.beat()  # retries are rung by the sweep at their due time
     wait_status(fails_over, "sent", "delivered")
     assert [m.sender for m in up.received()] == ["MYSHOP"]
 
@@ -86,8 +88,9 @@ def test_a_callers_own_sender_goes_to_whichever_provider_sends(client, factory, 
 def test_a_send_found_by_the_reconcile_sweep_records_its_own_links_sender(client, factory):
     """A message whose call timed out and that the provider turned out to have (the reconcile sweep's
     `record_sent`, which has no claimed sender at hand) shows the sender of the provider that has it."""
-    from smsqueue import sending
+    from smsqueue import recording, sending
     from smsqueue.clock import now
+    from smsqueue.messages import Followups
     from smsqueue.db import transaction
     from smsqueue.providers.base import SendResult
 
@@ -95,8 +98,8 @@ def test_a_send_found_by_the_reconcile_sweep_records_its_own_links_sender(client
     mid = post(client, factory, entity_with_links(factory, (first, "ALPHA"), (second, "BRAVO")))
     pk = message(mid).pk
     with transaction() as conn:
-        [claimed] = sending.claim(conn, [pk], now(), sending.Followups())
+        [claimed] = sending.claim(conn, [pk], now(), Followups())
     assert (claimed.sender, message(mid).sender) == ("ALPHA", None)  # chosen, not yet stored
     with transaction() as conn:
-        sending.record_sent(conn, message(mid), first, SendResult("1"), now())
+        recording.record_sent(conn, message(mid), first, SendResult("1"), now())
     assert (message(mid).status, message(mid).sender) == ("sent", "ALPHA")
