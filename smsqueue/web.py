@@ -46,6 +46,9 @@ def create_app() -> Flask:
     from smsqueue.api import register_blueprints
 
     register_blueprints(app)
+    from smsqueue.console.app import register as register_console
+
+    register_console(app)
     return app
 
 
