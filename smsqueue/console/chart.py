@@ -34,7 +34,9 @@ def nice_ceiling(value: int) -> int:
 def hourly_bars(hourly: Sequence[dict[str, int]], labels: Sequence[str]) -> Markup:
     """Stacked bars, one per hour; `labels[i]` names hour i (its start, in the operator's zone)."""
     totals = [sum(h.values()) for h in hourly]
-    top = nice_ceiling(max(totals, default=0))
+    step = nice_ceiling(-(-max(totals, default=0) // 4))  # a round step, at most four of them
+    ticks = max(-(-max(totals, default=0) // step), 1)
+    top = step * ticks
     plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
     slot = plot_w / max(len(hourly), 1)
     bar_w = slot * 0.72
@@ -44,9 +46,9 @@ def hourly_bars(hourly: Sequence[dict[str, int]], labels: Sequence[str]) -> Mark
         f'<title id="chart-title">{escape(t.chart_title)}</title>',
         f'<desc id="chart-desc">{escape(t.chart_desc)}</desc>',
     ]
-    for i in range(5):  # grid lines and the y axis' numbers
-        value = top * i // 4
-        y = TOP + plot_h - plot_h * i / 4
+    for i in range(ticks + 1):  # grid lines and the y axis' numbers
+        value = step * i
+        y = TOP + plot_h - plot_h * i / ticks
         parts.append(f'<line class="grid" x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y:.1f}" y2="{y:.1f}"/>')
         parts.append(f'<text class="axis" x="{LEFT - 6}" y="{y + 4:.1f}" text-anchor="end">{value}</text>')
     for i, hour in enumerate(hourly):
