@@ -97,6 +97,12 @@ def conditions(f: MessageFilter) -> list[ColumnElement[bool]]:
     return out
 
 
+def older_than(cursor: str) -> ColumnElement[bool]:
+    """Messages after `cursor` in newest-first order."""
+    at, pk = decode_cursor(cursor, CREATED)
+    return or_(m.created_at < at, and_(m.created_at == at, m.pk < pk))
+
+
 @dataclass(frozen=True, slots=True)
 class Page:
     rows: list[Any]
@@ -108,8 +114,7 @@ def newest_first(conn: Connection, where: list[ColumnElement[bool]], cursor: str
     and the cursor of the next page (None on the last one). Reads the (entity,) created_at, pk indexes."""
     where = list(where)
     if cursor is not None:
-        at, pk = decode_cursor(cursor, CREATED)
-        where.append(or_(m.created_at < at, and_(m.created_at == at, m.pk < pk)))
+        where.append(older_than(cursor))
     stmt = select(messages_t).where(*where).order_by(m.created_at.desc(), m.pk.desc()).limit(limit + 1)
     rows = conn.execute(stmt).all()
     more = len(rows) > limit

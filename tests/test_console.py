@@ -479,3 +479,26 @@ def test_the_console_imports_no_celery_and_no_tasks():
         "assert not bad, bad"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_a_status_search_looks_through_bounded_stretches_and_goes_on(client, world, monkeypatch):
+    from smsqueue.console import queries
+
+    monkeypatch.setattr(queries, "SCAN_ROWS", 5)
+    start = now() - timedelta(hours=1)
+    _, old_failure = seed_message(
+        world["acme"], created_at=start, path=((Status.SENDING, None, None), (Status.FAILED, "x", None))
+    )
+    for i in range(1, 12):
+        seed_message(world["acme"], created_at=start + timedelta(minutes=i))
+    sign_in(client, world["admin_key"])
+    url = "/console/messages?status=failed"
+    pages = []
+    while url:
+        body = html(client.get(url))
+        pages.append(body)
+        found = re.search(r'href="([^"]+)" rel="next"', body)
+        url = found.group(1).replace("&amp;", "&") if found else None
+        assert len(pages) < 5
+    assert [old_failure in p for p in pages] == [False, False, True]  # 5 + 5 looked through, then it
+    assert "Просмотрены 5 последних сообщений" in pages[0]

@@ -20,7 +20,7 @@ from smsqueue.console import session as console_session
 from smsqueue.console.blueprint import bp, principal
 from smsqueue.console.timefmt import as_input, from_input
 from smsqueue.errors import ApiError
-from smsqueue.message_search import MessageFilter
+from smsqueue.message_search import MessageFilter, Page
 from smsqueue.phones import PhoneError, normalize_phone
 from smsqueue.statuses import Status
 
@@ -129,7 +129,7 @@ def messages() -> Response | str:
     who = principal()
     zone = console_session.zone()
     form = read_form(request.args, zone)
-    notice = None
+    notice = info = None
     rows: list[dict[str, Any]] = []
     next_url = None
     cursor = request.args.get("cursor") or None
@@ -142,7 +142,7 @@ def messages() -> Response | str:
         return redirect(url_for("console.message", message_id=str(found.id)))
     f = message_filter(form, who, names) if form.ident is None and not form.errors else None
     if f is not None:
-        page, notice, cursor = _search(f, cursor)
+        page, notice, info, cursor = _search(f, cursor)
         if page is not None:
             rows = [_row(r, names) for r in page.rows]
             if page.next_cursor:
@@ -159,20 +159,26 @@ def messages() -> Response | str:
         next_url=next_url,
         first_url=_page_url(request.args, cursor=None) if cursor else None,
         notice=notice,
+        info=info,
     )
 
 
-def _search(f: MessageFilter, cursor: str | None) -> tuple[queries.Page | None, str | None, str | None]:
-    """A page of results, or None with the reason to show; a cursor that is not ours starts over."""
+def _search(f: MessageFilter, cursor: str | None) -> tuple[Page | None, str | None, str | None, str | None]:
+    """A page of results (or None), an error and an information to show, and the cursor it started
+    from; a cursor that is not ours starts over."""
+    notice = None
     try:
         try:
             with queries.bounded() as conn:
-                return queries.search(conn, f, cursor), None, cursor
+                found = queries.search(conn, f, cursor)
         except ApiError:  # a cursor from elsewhere, or from an older version
+            notice, cursor = t.invalid_cursor, None
             with queries.bounded() as conn:
-                return queries.search(conn, f, None), t.invalid_cursor, None
+                found = queries.search(conn, f, None)
     except queries.TooBroad:
-        return None, t.too_broad, cursor
+        return None, t.too_broad, None, cursor
+    info = None if found.scanned is None else t.scanned.format(count=f"{found.scanned:,}".replace(",", " "))
+    return found.page, notice, info, cursor
 
 
 @bp.get("/messages/<message_id>")

@@ -7,7 +7,7 @@ import re
 import uuid
 from collections.abc import Collection, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -17,7 +17,7 @@ from sqlalchemy.exc import OperationalError
 from smsqueue import message_search
 from smsqueue.auth import Principal
 from smsqueue.db import transaction
-from smsqueue.message_search import MessageFilter, Page
+from smsqueue.message_search import CREATED, MessageFilter, Page
 from smsqueue.messages import events_of, messages_t
 from smsqueue.models import LegalEntity, MetricCounter, Provider
 
@@ -90,8 +90,49 @@ def entity_codes(conn: Connection, ids: Collection[int]) -> list[str]:
 # --- messages -----------------------------------------------------------------------------------------
 
 
-def search(conn: Connection, f: MessageFilter, cursor: str | None, limit: int = PAGE_SIZE) -> Page:
-    return message_search.newest_first(conn, message_search.conditions(f), cursor, limit)
+SCAN_ROWS = 20000  # messages looked through per page when only statuses narrow the search
+
+
+@dataclass(frozen=True, slots=True)
+class Found:
+    page: Page
+    scanned: int | None = None  # set when the page looked through a bounded stretch only
+
+
+def search(conn: Connection, f: MessageFilter, cursor: str | None, limit: int = PAGE_SIZE) -> Found:
+    """A page of the API's newest-first listing. A number or a reference leads through its index, and
+    so does the time range; statuses do not (no index begins with the status: every status change
+    would pay for one), so a rare status would mean reading every message. With statuses and neither a
+    number nor a reference, a page therefore looks through the newest SCAN_ROWS messages of the range
+    after the cursor at most, and its cursor goes on from where it stopped (fewer rows than a page,
+    even none, with a next page, means: nothing more in that stretch)."""
+    if not f.statuses or f.to is not None or f.reference is not None:
+        return Found(message_search.newest_first(conn, message_search.conditions(f), cursor, limit))
+    where = message_search.conditions(replace(f, statuses=()))
+    if cursor is not None:
+        where.append(message_search.older_than(cursor))
+    keys = conn.execute(
+        select(m.pk, m.created_at, m.status)
+        .where(*where)
+        .order_by(m.created_at.desc(), m.pk.desc())
+        .limit(SCAN_ROWS)
+    ).all()
+    wanted = set(f.statuses)
+    hits = [k for k in keys if k.status in wanted][: limit + 1]
+    rows = []
+    if hits:
+        by_pk = {
+            r.pk: r for r in conn.execute(select(messages_t).where(m.pk.in_([k.pk for k in hits[:limit]])))
+        }
+        rows = [by_pk[k.pk] for k in hits[:limit] if k.pk in by_pk]
+    if len(hits) > limit:
+        last = hits[limit - 1]
+    elif len(keys) == SCAN_ROWS:
+        last = keys[-1]  # the stretch ended before the page filled: go on from its end
+    else:
+        last = None
+    next_cursor = message_search.encode_cursor(CREATED, last.created_at, last.pk) if last else None
+    return Found(Page(rows, next_cursor), scanned=len(keys) if len(keys) == SCAN_ROWS else None)
 
 
 def message_by_id(conn: Connection, ident: uuid.UUID, who: Principal) -> Any | None:
