@@ -111,28 +111,24 @@ def search(conn: Connection, f: MessageFilter, cursor: str | None, limit: int = 
     where = message_search.conditions(replace(f, statuses=()))
     if cursor is not None:
         where.append(message_search.older_than(cursor))
-    keys = conn.execute(
-        select(m.pk, m.created_at, m.status)
-        .where(*where)
-        .order_by(m.created_at.desc(), m.pk.desc())
-        .limit(SCAN_ROWS)
+    newest = (m.created_at.desc(), m.pk.desc())
+    stretch = select(messages_t).where(*where).order_by(*newest).limit(SCAN_ROWS).subquery()
+    # The stretch is read lazily: the outer LIMIT stops the index scan once a page is found.
+    rows = conn.execute(
+        select(stretch)
+        .where(stretch.c.status.in_(list(f.statuses)))
+        .order_by(stretch.c.created_at.desc(), stretch.c.pk.desc())
+        .limit(limit + 1)
     ).all()
-    wanted = set(f.statuses)
-    hits = [k for k in keys if k.status in wanted][: limit + 1]
-    rows = []
-    if hits:
-        by_pk = {
-            r.pk: r for r in conn.execute(select(messages_t).where(m.pk.in_([k.pk for k in hits[:limit]])))
-        }
-        rows = [by_pk[k.pk] for k in hits[:limit] if k.pk in by_pk]
-    if len(hits) > limit:
-        last = hits[limit - 1]
-    elif len(keys) == SCAN_ROWS:
-        last = keys[-1]  # the stretch ended before the page filled: go on from its end
-    else:
-        last = None
+    end = None
+    if len(rows) <= limit:  # the page did not fill: did the stretch end before the range did?
+        end = conn.execute(
+            select(m.created_at, m.pk).where(*where).order_by(*newest).offset(SCAN_ROWS - 1).limit(1)
+        ).first()
+    # A full page goes on after its last row; a short one from the end of the stretch, or nothing is left.
+    last = rows[limit - 1] if len(rows) > limit else end
     next_cursor = message_search.encode_cursor(CREATED, last.created_at, last.pk) if last else None
-    return Found(Page(rows, next_cursor), scanned=len(keys) if len(keys) == SCAN_ROWS else None)
+    return Found(Page(rows[:limit], next_cursor), scanned=SCAN_ROWS if end is not None else None)
 
 
 def message_by_id(conn: Connection, ident: uuid.UUID, who: Principal) -> Any | None:
