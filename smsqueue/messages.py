@@ -451,17 +451,20 @@ def cancel(conn: Connection, pk: int, at: datetime | None = None) -> Moved | Non
 # --- queries ------------------------------------------------------------------------------------------
 
 
-def events_of(conn: Connection, pks: Sequence[int]) -> dict[int, list[dict[str, Any]]]:
-    """Events of messages, in order, keyed by message pk."""
+def events_of(
+    conn: Connection, pks: Sequence[int], *, with_detail: bool = False
+) -> dict[int, list[dict[str, Any]]]:
+    """Events of messages, in order, keyed by message pk; `with_detail` adds each event's `detail` (the
+    provider's answers, for the operator console)."""
     out: dict[int, list[dict[str, Any]]] = {pk: [] for pk in pks}
     if not pks:
         return out
     e = events_t.c
-    rows = conn.execute(
-        select(e.message_pk, e.seq, e.status, e.reason, e.at)
-        .where(e.message_pk.in_(list(pks)))
-        .order_by(e.message_pk, e.seq)
-    )
+    columns = [e.message_pk, e.seq, e.status, e.reason, e.at, *([e.detail] if with_detail else [])]
+    rows = conn.execute(select(*columns).where(e.message_pk.in_(list(pks))).order_by(e.message_pk, e.seq))
     for r in rows:
-        out[r.message_pk].append({"seq": r.seq, "status": r.status, "reason": r.reason, "at": r.at})
+        event = {"seq": r.seq, "status": r.status, "reason": r.reason, "at": r.at}
+        if with_detail:
+            event["detail"] = r.detail
+        out[r.message_pk].append(event)
     return out

@@ -34,6 +34,9 @@ def create_app() -> Flask:
     app.register_error_handler(DBAPIError, _database_error)
     app.register_error_handler(Exception, _unexpected)
     register_blueprints(app)
+    from smsqueue.console.app import register as register_console
+
+    register_console(app)
     return app
 
 

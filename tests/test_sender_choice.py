@@ -90,8 +90,8 @@ def test_a_send_found_by_the_reconcile_sweep_records_its_own_links_sender(client
     `record_sent`, which has no claimed sender at hand) shows the sender of the provider that has it."""
     from smsqueue import recording, sending
     from smsqueue.clock import now
-    from smsqueue.messages import Followups
     from smsqueue.db import transaction
+    from smsqueue.messages import Followups
     from smsqueue.providers.base import SendResult
 
     first, second = factory.provider(), factory.provider()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import binascii
 import json
 import uuid
@@ -13,7 +12,7 @@ from flask import Blueprint, Response, jsonify, request
 from pydantic import ValidationError
 from sqlalchemy import and_, func, or_, select, text
 
-from smsqueue import entity_cache, ingest
+from smsqueue import entity_cache, ingest, message_search
 from smsqueue.api.http import json_object, principal, query_args, validate
 from smsqueue.api.schemas import (
     BatchIn,
@@ -32,6 +31,7 @@ from smsqueue.clock import iso, now
 from smsqueue.db import transaction
 from smsqueue.errors import ApiError, Code, FieldCode, FieldError, not_found, problem, validation_error
 from smsqueue.ids import new_id
+from smsqueue.message_search import CHANGES, MessageFilter, b64, invalid_cursor, unb64
 from smsqueue.messages import NewMessage, NotCancelable, cancel, events_of, messages_t
 from smsqueue.segments import count_segments
 from smsqueue.statuses import Status
@@ -364,51 +364,15 @@ def cancel_message(message_id: str) -> Response:
 # --- listing ------------------------------------------------------------------------------------------
 
 
-def _b64(value: Any) -> str:
-    raw = json.dumps(value, separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _unb64(cursor: str) -> Any:
-    return json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-
-
-def _invalid_cursor(message: str = "not a cursor from this listing") -> ApiError:
-    return validation_error([FieldError("cursor", FieldCode.INVALID_CURSOR, message)])
-
-
-def encode_cursor(mode: str, at: datetime, pk: int) -> str:
-    return _b64([mode, at.isoformat(), pk])
-
-
 def is_change_cursor(cursor: str | None) -> bool:
     """Whether a cursor came from an updated_after listing (polling goes on with it alone)."""
     if cursor is None:
         return False
     try:
-        value = _unb64(cursor)
+        value = unb64(cursor)
     except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
         return False
     return isinstance(value, list) and value[:1] == [CHANGES]
-
-
-def decode_cursor(cursor: str, mode: str) -> tuple[datetime, int]:
-    try:
-        value = _unb64(cursor)
-    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
-        raise _invalid_cursor() from None
-    if isinstance(value, list) and value[:1] == [CHANGES] and mode != CHANGES:
-        raise _invalid_cursor("a cursor of an updated_after listing: send updated_after with it")
-    try:
-        kind, at, pk = value
-        if kind != mode or not isinstance(pk, int):
-            raise ValueError
-        when = datetime.fromisoformat(at)
-        if when.tzinfo is None:
-            raise ValueError
-        return when, pk
-    except (ValueError, TypeError):
-        raise _invalid_cursor() from None
 
 
 # --- updated_after: changes in commit-safe order ------------------------------------------------------
@@ -437,21 +401,20 @@ def decode_cursor(cursor: str, mode: str) -> tuple[datetime, int]:
 # The cursor is the position of the last change listed; `updated_after` stays a filter on updated_at (a
 # poller sends it again with every cursor; without it a changes cursor is refused as invalid).
 
-CHANGES = "u"
 _TOP = 2**63 - 1
 
 
 def encode_change_cursor(position: int, pk: int) -> str:
-    return _b64([CHANGES, position, pk])
+    return b64([CHANGES, position, pk])
 
 
 def decode_change_cursor(cursor: str) -> tuple[int, int]:
     try:
-        kind, position, pk = _unb64(cursor)
+        kind, position, pk = unb64(cursor)
     except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
-        raise _invalid_cursor() from None
+        raise invalid_cursor() from None
     if kind != CHANGES or not all(type(x) is int and 0 <= x <= _TOP for x in (position, pk)):
-        raise _invalid_cursor()
+        raise invalid_cursor()
     return position, pk
 
 
@@ -499,37 +462,30 @@ def _first_position(conn: Any, updated_after: datetime, horizon: int | None) -> 
 def list_messages() -> Response:
     who = principal()
     q = validate(MessageListQuery, query_args(MessageListQuery))
-    conditions = []
+    entity_ids: list[int] | None = None
     if q.legal_entity is not None:
         info = entity_cache.entity(q.legal_entity)
         if info is None or not who.may_use(info.id):
             empty = None if q.updated_after is None else q.cursor or encode_change_cursor(0, 0)
             return jsonify({"items": [], "next_cursor": empty})
-        conditions.append(m.legal_entity_id == info.id)
+        entity_ids = [info.id]
     elif not who.is_admin:
-        conditions.append(m.legal_entity_id.in_(sorted(who.entity_ids)))
-    if q.status:
-        conditions.append(m.status.in_([s.value for s in q.status]))
-    if q.to is not None:
-        conditions.append(m.recipient == q.to)
-    if q.reference is not None:
-        conditions.append(m.reference == q.reference)
-    if q.created_after is not None:
-        conditions.append(m.created_at > q.created_after)
-    if q.created_before is not None:
-        conditions.append(m.created_at < q.created_before)
+        entity_ids = sorted(who.entity_ids)
+    conditions = message_search.conditions(
+        MessageFilter(
+            entity_ids=entity_ids,
+            statuses=[s.value for s in q.status or ()],
+            to=q.to,
+            reference=q.reference,
+            created_after=q.created_after,
+            created_before=q.created_before,
+        )
+    )
     if q.updated_after is not None or is_change_cursor(q.cursor):
         return _list_changes(conditions, q)
-    if q.cursor is not None:
-        at, pk = decode_cursor(q.cursor, "c")
-        conditions.append(or_(m.created_at < at, and_(m.created_at == at, m.pk < pk)))
-    stmt = select(messages_t).where(*conditions).order_by(m.created_at.desc(), m.pk.desc()).limit(q.limit + 1)
     with transaction() as conn:
-        rows = conn.execute(stmt).all()
-    more = len(rows) > q.limit
-    rows = rows[: q.limit]
-    cursor = encode_cursor("c", rows[-1].created_at, rows[-1].pk) if more and rows else None
-    return jsonify({"items": [render(r) for r in rows], "next_cursor": cursor})
+        page = message_search.newest_first(conn, conditions, q.cursor, q.limit)
+    return jsonify({"items": [render(r) for r in page.rows], "next_cursor": page.next_cursor})
 
 
 def _list_changes(conditions: list[Any], q: MessageListQuery) -> Response:

@@ -1,0 +1,218 @@
+"""Every word the operator console shows, in Russian, in one place (templates get this module as `t`)."""
+
+# Russian text throughout: Cyrillic letters that look like Latin ones are meant.
+# ruff: noqa: RUF001
+
+from __future__ import annotations
+
+from typing import Any
+
+# --- frame --------------------------------------------------------------------------------------------
+product = "smsqueue"
+console = "Операторская консоль"
+nav_label = "Разделы"
+nav_messages = "Сообщения"
+nav_dashboard = "Сводка"
+nav_settings = "Настройки"
+sign_out = "Выйти"
+skip_to_content = "Перейти к содержимому"
+signed_in_admin = "Администратор"
+signed_in_entity = "Ключ организаций: {codes}"
+times_in_zone = "Время: {zone}"
+no_value = "—"
+
+# --- sign-in ------------------------------------------------------------------------------------------
+sign_in_title = "Вход"
+sign_in_lead = "Войдите с ключом API: ключом администратора или ключом организации."
+key_label = "Ключ API"
+key_hint = "Начинается с sq_. Ключ не сохраняется в браузере в открытом виде."
+zone_label = "Часовой пояс"
+zone_hint = "В нём показываются все даты и время."
+sign_in_button = "Войти"
+wrong_key = "Ключ не подошёл: он неизвестен или отозван."
+key_required = "Введите ключ."
+signed_out = "Вы вышли из консоли."
+session_ended = "Сеанс закончился: войдите снова."
+
+# --- settings -----------------------------------------------------------------------------------------
+settings_title = "Настройки"
+settings_saved = "Сохранено."
+save = "Сохранить"
+unknown_zone = "Такого часового пояса нет: укажите зону IANA, например Europe/Moscow."
+zone_other_hint = "Любая зона IANA, например Asia/Yekaterinburg или UTC."
+
+# --- message search -----------------------------------------------------------------------------------
+search_title = "Поиск сообщений"
+search_button = "Найти"
+search_reset = "Сбросить"
+field_to = "Номер"
+field_to_hint = "В любом виде: +7 916 123-45-67, 89161234567"
+field_reference = "Ваш идентификатор (reference)"
+field_id = "ID сообщения"
+field_status = "Статус"
+field_entity = "Организация"
+field_after = "Создано после"
+field_before = "Создано до"
+any_entity = "Все"
+invalid_phone = "Номер не распознан."
+invalid_id = "Это не ID сообщения (UUID)."
+invalid_time = "Укажите дату и время."
+invalid_cursor = "Ссылка на страницу устарела: поиск начат заново."
+too_broad = "Запрос слишком широкий и не уложился во время: сузьте период или добавьте условия."
+scanned = (
+    "Просмотрены {count} последних сообщений в этих пределах: по статусу ищется участками. "
+    "«Дальше» продолжит с того места, где просмотр остановился; номер, reference или период сужают поиск."
+)
+results = "Найдено на этой странице: {count}"
+nothing_found = "Ничего не найдено."
+next_page = "Дальше"
+first_page = "В начало"
+col_created = "Создано"
+col_to = "Номер"
+col_entity = "Организация"
+col_status = "Статус"
+col_provider = "Провайдер"
+col_reference = "Reference"
+col_text = "Текст"
+
+# --- message page -------------------------------------------------------------------------------------
+message_title = "Сообщение"
+message_not_found = "Сообщение не найдено."
+back_to_search = "← К поиску"
+text_heading = "Текст"
+details_heading = "Сведения"
+events_heading = "История статусов"
+webhooks_heading = "Уведомления (webhooks)"
+webhooks_admin_only = "Попытки уведомлений видны только администратору."
+no_webhooks = "Уведомлений не отправлялось."
+label_id = "ID"
+label_entity = "Организация"
+label_to = "Номер"
+label_sender = "Отправитель"
+label_status = "Статус"
+label_reason = "Причина"
+label_provider = "Провайдер"
+label_provider_message_id = "ID у провайдера"
+label_segments = "Частей"
+label_encoding = "Кодировка"
+label_send_at = "Отправить не раньше"
+label_valid_until = "Действительно до"
+label_recipient_timezone = "Пояс получателя"
+label_callback_url = "Адрес уведомлений"
+label_reference = "Reference"
+label_created = "Создано"
+label_updated = "Изменено"
+col_seq = "№"
+col_time = "Время"
+col_reason = "Причина"
+col_answer = "Ответ провайдера и подробности"
+col_attempt = "Попытка"
+col_http = "HTTP-код"
+col_error = "Ошибка"
+
+# --- dashboard ----------------------------------------------------------------------------------------
+dashboard_title = "Сводка"
+dashboard_lead = "Сообщения, созданные за последний час и за последние сутки."
+refresh = "Обновить"
+auto_refresh = "Обновляется каждые 30 секунд."
+last_hour = "За час"
+last_day = "За сутки"
+by_status = "По статусам"
+by_provider = "По провайдерам"
+chart_title = "Сообщения по часам за сутки"
+chart_desc = "Столбцы по часам, по группам статусов; таблицы ниже дают те же числа."
+provider_errors = "Ошибки провайдеров"
+provider_errors_lead = (
+    "Сообщения за сутки, закончившиеся ошибкой, недоставкой или отказом, по провайдерам и причинам."
+)
+provider_errors_total = "Сбои вызовов провайдеров с начала учёта (включая повторённые успешно)"
+no_provider = "без провайдера"
+col_count = "Сообщений"
+col_code = "Код ошибки"
+total = "Всего"
+no_errors = "Ошибок нет."
+group_delivered = "доставлено"
+group_in_flight = "в пути"
+group_failed = "не доставлено или ошибка"
+group_refused = "отклонено, отменено"
+
+# --- errors and forms ---------------------------------------------------------------------------------
+error_title = "Ошибка"
+csrf_failed = "Форма устарела или пришла не из консоли. Обновите страницу и повторите."
+forbidden = "Нет доступа."
+not_found = "Страница не найдена."
+server_error = "Внутренняя ошибка. Она записана в журнал."
+unavailable = "База данных недоступна. Повторите через минуту."
+
+STATUSES: dict[str, str] = {
+    "queued": "в очереди",
+    "scheduled": "запланировано",
+    "sending": "отправляется",
+    "sent": "отправлено",
+    "delivered": "доставлено",
+    "undelivered": "не доставлено",
+    "failed": "ошибка",
+    "rejected": "отклонено",
+    "canceled": "отменено",
+    "expired": "истёк срок",
+}
+
+REASONS: dict[str, str] = {
+    "outside_send_window": "вне окна отправки",
+    "fz_daily_limit": "лимит 230-ФЗ на день",
+    "fz_weekly_limit": "лимит 230-ФЗ на неделю",
+    "fz_monthly_limit": "лимит 230-ФЗ на месяц",
+    "stop_list": "в стоп-листе",
+    "entity_inactive": "организация отключена",
+    "provider_not_allowed": "провайдер не разрешён организации",
+    "no_provider_available": "нет доступного провайдера",
+    "invalid_number": "неверный номер",
+    "retries_exhausted": "попытки исчерпаны",
+    "unknown_outcome": "исход неизвестен",
+    "status_timeout": "нет отчёта о доставке",
+    "canceled_by_client": "отменено клиентом",
+    "text_too_long": "текст длиннее, чем принимает провайдер",
+}
+PROVIDER_ERROR = "ошибка провайдера, код {code}"
+
+# Keys of an event's detail (what the sender and the reports record), for the message page.
+DETAIL_KEYS: dict[str, str] = {
+    "provider": "провайдер",
+    "error": "ответ",
+    "attempt": "попытка",
+    "number_problem": "проблема с номером",
+    "last_error": "последняя ошибка",
+    "failover_to": "передано провайдеру",
+    "source": "источник",
+    "provider_status": "статус у провайдера",
+    "lookup_error": "ошибка запроса статуса",
+}
+DETAIL_SOURCES: dict[str, str] = {
+    "send": "ответ на отправку",
+    "report": "отчёт о доставке",
+    "poll": "запрос статуса",
+}
+
+
+def status(code: str | None) -> str:
+    return STATUSES.get(code or "", code or no_value)
+
+
+def reason(code: str | None) -> str:
+    if not code:
+        return no_value
+    if code.startswith("provider_error:"):
+        return PROVIDER_ERROR.format(code=code.partition(":")[2])
+    return REASONS.get(code, code)
+
+
+def detail_key(key: str) -> str:
+    return DETAIL_KEYS.get(key, key)
+
+
+def detail_value(key: str, value: Any) -> str:
+    if key == "source" and isinstance(value, str):
+        return DETAIL_SOURCES.get(value, value)
+    if isinstance(value, bool):
+        return "да" if value else "нет"
+    return no_value if value is None else str(value)

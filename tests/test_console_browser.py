@@ -1,0 +1,285 @@
+"""The operator console in a real browser: Debian's chromium, driven by Selenium through the system's
+chromedriver (nothing is downloaded: both paths are given, Selenium Manager is not asked), against the
+app served on a real port. Takes the README's screenshots when SMSQUEUE_SCREENSHOTS=1 (into
+docs/screenshots/; otherwise into the session's temporary folder, so a test run leaves the tree clean)."""
+
+from __future__ import annotations
+
+# The console speaks Russian: Cyrillic letters that look like Latin ones are meant.
+# ruff: noqa: RUF001
+import os
+import random
+import tempfile
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from test_console import delivered_path, seed_message
+
+from smsqueue.clock import now
+from smsqueue.statuses import Status
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+)
+SCREENSHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
+
+
+@pytest.fixture(scope="module")
+def driver() -> Iterator[Any]:
+    if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
+        pytest.fail("the browser tests need Debian's chromium and chromium-driver (.ci/run installs them)")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    os.environ.setdefault("SE_OFFLINE", "true")  # Selenium Manager, were it asked, stays offline
+    os.environ.setdefault("SE_AVOID_STATS", "true")
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    profile = tempfile.mkdtemp(prefix="console-chromium-")
+    for flag in (*FLAGS, f"--user-data-dir={profile}", "--window-size=1280,900", "--lang=ru-RU"):
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    browser = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
+    browser.set_page_load_timeout(30)
+    yield browser
+    browser.quit()
+
+
+@pytest.fixture
+def browser(driver: Any, live_server: str) -> Iterator[Any]:
+    driver.set_window_size(1280, 900)
+    driver.get(live_server + "/console/sign-in")
+    driver.delete_all_cookies()
+    driver.base = live_server
+    yield driver
+    driver.delete_all_cookies()
+
+
+@pytest.fixture
+def shots(tmp_folder: Path) -> Path:
+    folder = SCREENSHOTS if os.environ.get("SMSQUEUE_SCREENSHOTS") == "1" else tmp_folder / "screenshots"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def shoot(browser: Any, folder: Path, name: str) -> None:
+    """The whole page at the window's width (Chromium's own full-page capture)."""
+    import base64
+
+    size = browser.execute_cdp_cmd("Page.getLayoutMetrics", {})["cssContentSize"]
+    clip = {"x": 0, "y": 0, "width": size["width"], "height": min(size["height"], 2400), "scale": 1}
+    shot = browser.execute_cdp_cmd(
+        "Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True, "clip": clip}
+    )
+    path = folder / f"{name}.png"
+    path.write_bytes(base64.b64decode(shot["data"]))
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def by(kind: str) -> Any:
+    from selenium.webdriver.common.by import By
+
+    return getattr(By, kind)
+
+
+def sign_in(browser: Any, key: str, zone: str = "Europe/Moscow") -> None:
+    from selenium.webdriver.support.ui import Select
+
+    browser.get(browser.base + "/console/sign-in")
+    field = browser.find_element(by("ID"), "key")
+    assert browser.switch_to.active_element == field  # the key field has the focus
+    field.send_keys(key)
+    Select(browser.find_element(by("ID"), "zone")).select_by_value(zone)
+    browser.find_element(by("CSS_SELECTOR"), "form button[type=submit]").click()
+
+
+def heading(browser: Any) -> str:
+    return browser.find_element(by("TAG_NAME"), "h1").text
+
+
+@pytest.fixture
+def world(factory: Any) -> dict[str, Any]:
+    main = factory.provider(code="smsc-main")
+    reserve = factory.provider(code="smsru-reserve", kind="smsru")
+    acme = factory.entity(main, reserve, code="acme", name="ООО «АКМЕ Коллект»")
+    beta = factory.entity(reserve, code="beta", name="МФК «Бета»")
+    return {
+        "main": main,
+        "reserve": reserve,
+        "acme": acme,
+        "beta": beta,
+        "admin": factory.key(),
+        "acme_key": factory.key(acme),
+    }
+
+
+def busy_day(world: dict[str, Any]) -> None:
+    """A day of traffic for the dashboard's chart: delivered mostly, some failures and refusals."""
+    rng = random.Random(14)
+    at = now()
+    main, reserve = world["main"], world["reserve"]
+    for hour in range(24):
+        for _ in range(rng.randint(2, 9)):
+            created = at - timedelta(hours=hour, minutes=rng.randint(0, 59))
+            roll = rng.random()
+            provider = main if rng.random() < 0.7 else reserve
+            entity = world["acme"] if rng.random() < 0.8 else world["beta"]
+            if roll < 0.72:
+                path = delivered_path(provider)
+            elif roll < 0.82:
+                path = (
+                    (Status.SENDING, None, {"provider": provider.code}),
+                    (Status.SENT, None, {"provider": provider.code}),
+                    (Status.UNDELIVERED, None, {"source": "report", "provider_status": "20"}),
+                )
+            elif roll < 0.9:
+                path = (
+                    (Status.SENDING, None, {"provider": provider.code}),
+                    (Status.FAILED, "provider_error:7", {"provider": provider.code, "error": "7"}),
+                )
+            elif roll < 0.96:
+                path = ((Status.REJECTED, "fz_daily_limit", None),)
+            else:
+                path = ()
+            seed_message(entity, to=f"+7916{rng.randint(1000000, 9999999)}", created_at=created, path=path,
+                         provider=provider if path and path[0][0] is Status.SENDING else None)  # fmt: skip
+
+
+# --- the tests ----------------------------------------------------------------------------------------
+
+
+def test_sign_in_with_a_wrong_key_then_the_right_one_and_sign_out(browser, world, shots):
+    sign_in(browser, "sq_wrong-key")
+    error = browser.find_element(by("ID"), "key-error")
+    assert "Ключ не подошёл" in error.text
+    assert browser.find_element(by("ID"), "key").get_attribute("aria-invalid") == "true"
+    shoot(browser, shots, "sign-in")
+    sign_in(browser, world["admin"])
+    assert heading(browser) == "Поиск сообщений"
+    cookie = browser.get_cookie("smsqueue_console")
+    assert cookie["httpOnly"] is True
+    assert cookie["sameSite"] == "Strict"
+    assert cookie["secure"] is False  # plain http here; over https it is Secure (test_console.py)
+    assert cookie["path"] == "/console"
+    assert world["admin"] not in cookie["value"]
+    assert browser.execute_script("return document.cookie") == ""  # no script can read it
+    browser.find_element(by("CSS_SELECTOR"), "form[action$='/sign-out'] button").click()
+    assert "Вы вышли" in browser.find_element(by("CSS_SELECTOR"), ".notice").text
+    after = browser.get_cookie("smsqueue_console")  # the sign-in form's fresh session, if any
+    assert after is None or after["value"] != cookie["value"]
+    browser.get(browser.base + "/console/messages")
+    assert heading(browser) == "Вход"
+
+
+def test_search_a_message_by_number_and_open_its_page(browser, world, shots):
+    main, reserve = world["main"], world["reserve"]
+    busy_day(world)
+    seed_message(
+        world["acme"],
+        to="+79161234567",
+        text="Здравствуйте, Иван Петрович! Напоминаем о платеже 4 500 руб. по договору 77-12 до 05.12.",
+        reference="inv-2026-0042",
+        path=(
+            (Status.SENDING, None, {"provider": main.code}),
+            (Status.QUEUED, "provider_error:6",
+             {"provider": main.code, "attempt": 3, "error": "6: сервис занят", "failover_to": reserve.code}),
+            (Status.SENDING, None, {"provider": reserve.code}),
+            (Status.SENT, None, {"provider": reserve.code, "attempt": 1}),
+            (Status.DELIVERED, None, {"source": "report", "provider_status": "103"}),
+        ),
+        provider=reserve,
+        provider_message_id="202612-88431",
+        created_at=now() - timedelta(minutes=12),
+    )  # fmt: skip
+    seed_message(world["acme"], to="+79161234567", text="Ваш платёж получен. Спасибо!", created_at=now())
+    sign_in(browser, world["admin"])
+    field = browser.find_element(by("ID"), "f-to")
+    field.send_keys("8 (916) 123-45-67")
+    field.submit()
+    rows = browser.find_elements(by("CSS_SELECTOR"), "table.list tbody tr")
+    assert len(rows) == 2
+    assert all("+79161234567" in r.text for r in rows)
+    shoot(browser, shots, "messages")
+    rows[1].find_element(by("TAG_NAME"), "a").click()
+    assert "+79161234567" in heading(browser)
+    page = browser.find_element(by("TAG_NAME"), "main").text
+    assert "Напоминаем о платеже" in page
+    assert "ошибка провайдера, код 6" in page and "сервис занят" in page
+    assert "передано провайдеру" in page and "smsru-reserve" in page
+    assert "202612-88431" in page
+    assert "доставлено" in page
+    events = browser.find_elements(by("CSS_SELECTOR"), "table.events tbody tr")
+    assert len(events) == 6
+    shoot(browser, shots, "message")
+    browser.set_window_size(390, 844)  # a phone
+    shoot(browser, shots, "message-phone")
+
+
+def test_the_dashboard_draws_the_day(browser, world, shots):
+    busy_day(world)
+    sign_in(browser, world["admin"])
+    browser.get_log("browser")  # drop what earlier pages logged
+    browser.find_element(by("LINK_TEXT"), "Сводка").click()
+    assert heading(browser) == "Сводка"
+    svg = browser.find_element(by("CSS_SELECTOR"), "svg.chart")
+    assert svg.get_attribute("role") == "img"
+    assert len(browser.find_elements(by("CSS_SELECTOR"), "svg.chart rect.g-delivered")) >= 20
+    assert "smsc-main" in browser.find_element(by("TAG_NAME"), "main").text
+    assert browser.find_elements(by("XPATH"), "//h2[text()='Ошибки провайдеров']")
+    logs = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+    assert not logs, logs  # nothing refused by the content security policy, no script error
+    shoot(browser, shots, "dashboard")
+
+
+def test_an_entity_key_sees_only_its_own(browser, world):
+    _, mine = seed_message(world["acme"], to="+79160000001", reference="r-1")
+    _, theirs = seed_message(world["beta"], to="+79160000002", reference="r-1")
+    sign_in(browser, world["acme_key"])
+    field = browser.find_element(by("ID"), "f-reference")
+    field.send_keys("r-1")
+    field.submit()
+    text = browser.find_element(by("TAG_NAME"), "main").text
+    assert "+79160000001" in text and "+79160000002" not in text
+    options = [o.text for o in browser.find_elements(by("CSS_SELECTOR"), "#f-entity option")]
+    assert any("acme" in o for o in options) and not any("beta" in o for o in options)
+    browser.get(f"{browser.base}/console/messages/{theirs}")
+    assert "Страница не найдена" in browser.find_element(by("TAG_NAME"), "main").text
+    browser.get(f"{browser.base}/console/messages/{mine}")
+    assert "+79160000001" in heading(browser)
+
+
+def test_a_form_without_its_csrf_token_is_refused(browser, world):
+    sign_in(browser, world["admin"])
+    browser.get(browser.base + "/console/settings")
+    browser.execute_script("document.querySelector('main form input[name=csrf_token]').remove()")
+    zone = browser.find_element(by("ID"), "zone")
+    zone.clear()
+    zone.send_keys("Asia/Omsk")
+    zone.submit()
+    assert "Форма устарела" in browser.find_element(by("TAG_NAME"), "main").text
+    browser.get(browser.base + "/console/settings")
+    assert browser.find_element(by("ID"), "zone").get_attribute("value") == "Europe/Moscow"
+
+
+def test_keyboard_alone_signs_in_and_searches(browser, world):
+    from selenium.webdriver.common.keys import Keys
+
+    seed_message(world["acme"], to="+79165550000")
+    browser.get(browser.base + "/console/sign-in")
+    active = browser.switch_to.active_element
+    active.send_keys(world["admin"], Keys.ENTER)  # the key field has the focus; Enter submits
+    assert heading(browser) == "Поиск сообщений"
+    browser.switch_to.active_element.send_keys("+7 916 555-00-00", Keys.ENTER)  # the number field
+    assert "+79165550000" in browser.find_element(by("CSS_SELECTOR"), "table.list").text
