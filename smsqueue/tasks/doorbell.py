@@ -45,7 +45,9 @@ class RedisDoorbell:
         import redis
 
         app = _app()
-        # Short timeouts: the request that rings waits for this publish.
+        # Short timeouts: the request that rings waits for this publish. The pool only parses the URL:
+        # connections are made by `_connect`, outside its count (redis-py 8 caps a pool at 100
+        # connections ever made and not released, and a dropped kept connection is never released).
         self.pool = redis.ConnectionPool.from_url(broker_url, socket_connect_timeout=0.5, socket_timeout=2)
         self.connection: Any = None
         self.lost = False  # a publish failed since the last one that went through
@@ -97,7 +99,7 @@ class RedisDoorbell:
             while True:
                 fresh = self.connection is None
                 if fresh:
-                    self.connection = self.pool.make_connection()
+                    self.connection = self._connect()
                 try:
                     self.connection.send_command("LPUSH", Queues.SEND, *payloads)
                     self.connection.read_response()
@@ -115,12 +117,15 @@ class RedisDoorbell:
                         self.lost = True
                         raise
 
+    def _connect(self) -> Any:
+        return self.pool.connection_class(**self.pool.connection_kwargs)
+
     def broker_lost_doorbells(self) -> bool:
         """True once after the broker lost doorbells: restarted empty (the marker key is gone with
         everything else) or a publisher here or elsewhere failed to ring (it deleted the marker when it
         could publish again). One SET per sweep run, never on the hot path."""
         with self.lock:
-            connection = self.pool.make_connection()
+            connection = self._connect()
             try:
                 connection.send_command("SET", LOST_MARKER, "1", "NX")
                 return connection.read_response() is not None
