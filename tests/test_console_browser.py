@@ -94,6 +94,19 @@ def by(kind: str) -> Any:
     return getattr(By, kind)
 
 
+def navigate(browser: Any, act: Any) -> None:
+    """Do what loads a new page (a click, a submit) and wait until that page has loaded: WebDriver's
+    click returns before the navigation it starts, so a lookup right after it can read the old page."""
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    old = browser.find_element(by("TAG_NAME"), "html")
+    act()
+    wait = WebDriverWait(browser, 20)
+    wait.until(expected_conditions.staleness_of(old))
+    wait.until(lambda b: b.execute_script("return document.readyState") == "complete")
+
+
 def sign_in(browser: Any, key: str, zone: str = "Europe/Moscow") -> None:
     from selenium.webdriver.support.ui import Select
 
@@ -102,7 +115,7 @@ def sign_in(browser: Any, key: str, zone: str = "Europe/Moscow") -> None:
     assert browser.switch_to.active_element == field  # the key field has the focus
     field.send_keys(key)
     Select(browser.find_element(by("ID"), "zone")).select_by_value(zone)
-    browser.find_element(by("CSS_SELECTOR"), "form button[type=submit]").click()
+    navigate(browser, browser.find_element(by("CSS_SELECTOR"), "form button[type=submit]").click)
 
 
 def heading(browser: Any) -> str:
@@ -175,7 +188,7 @@ def test_sign_in_with_a_wrong_key_then_the_right_one_and_sign_out(browser, world
     assert cookie["path"] == "/console"
     assert world["admin"] not in cookie["value"]
     assert browser.execute_script("return document.cookie") == ""  # no script can read it
-    browser.find_element(by("CSS_SELECTOR"), "form[action$='/sign-out'] button").click()
+    navigate(browser, browser.find_element(by("CSS_SELECTOR"), "form[action$='/sign-out'] button").click)
     assert "Вы вышли" in browser.find_element(by("CSS_SELECTOR"), ".notice").text
     after = browser.get_cookie("smsqueue_console")  # the sign-in form's fresh session, if any
     assert after is None or after["value"] != cookie["value"]
@@ -207,12 +220,12 @@ def test_search_a_message_by_number_and_open_its_page(browser, world, shots):
     sign_in(browser, world["admin"])
     field = browser.find_element(by("ID"), "f-to")
     field.send_keys("8 (916) 123-45-67")
-    field.submit()
+    navigate(browser, field.submit)
     rows = browser.find_elements(by("CSS_SELECTOR"), "table.list tbody tr")
     assert len(rows) == 2
     assert all("+79161234567" in r.text for r in rows)
     shoot(browser, shots, "messages")
-    rows[1].find_element(by("TAG_NAME"), "a").click()
+    navigate(browser, rows[1].find_element(by("TAG_NAME"), "a").click)
     assert "+79161234567" in heading(browser)
     page = browser.find_element(by("TAG_NAME"), "main").text
     assert "Напоминаем о платеже" in page
@@ -231,7 +244,7 @@ def test_the_dashboard_draws_the_day(browser, world, shots):
     busy_day(world)
     sign_in(browser, world["admin"])
     browser.get_log("browser")  # drop what earlier pages logged
-    browser.find_element(by("LINK_TEXT"), "Сводка").click()
+    navigate(browser, browser.find_element(by("LINK_TEXT"), "Сводка").click)
     assert heading(browser) == "Сводка"
     svg = browser.find_element(by("CSS_SELECTOR"), "svg.chart")
     assert svg.get_attribute("role") == "img"
@@ -249,7 +262,7 @@ def test_an_entity_key_sees_only_its_own(browser, world):
     sign_in(browser, world["acme_key"])
     field = browser.find_element(by("ID"), "f-reference")
     field.send_keys("r-1")
-    field.submit()
+    navigate(browser, field.submit)
     text = browser.find_element(by("TAG_NAME"), "main").text
     assert "+79160000001" in text and "+79160000002" not in text
     options = [o.text for o in browser.find_elements(by("CSS_SELECTOR"), "#f-entity option")]
@@ -267,7 +280,7 @@ def test_a_form_without_its_csrf_token_is_refused(browser, world):
     zone = browser.find_element(by("ID"), "zone")
     zone.clear()
     zone.send_keys("Asia/Omsk")
-    zone.submit()
+    navigate(browser, zone.submit)
     assert "Форма устарела" in browser.find_element(by("TAG_NAME"), "main").text
     browser.get(browser.base + "/console/settings")
     assert browser.find_element(by("ID"), "zone").get_attribute("value") == "Europe/Moscow"
