@@ -14,6 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from smsqueue import law
 from smsqueue.api.http import json_object, query_args, require_admin, validate
 from smsqueue.api.rules_schemas import (
     CODE_PATTERN,
@@ -36,7 +37,7 @@ from smsqueue.api.spec import route
 from smsqueue.db import session_scope
 from smsqueue.errors import ApiError, Code, FieldCode, FieldError, validation_error
 from smsqueue.models import EntityProvider, LegalEntity, Provider
-from smsqueue.rules import admin, entities, law
+from smsqueue.rules import admin, entities
 
 bp = Blueprint("legal_entities", __name__)
 TAG = "Legal entities"
