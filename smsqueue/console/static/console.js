@@ -1,5 +1,13 @@
-// The console's only script. Reloads the dashboard's numbers every few seconds (plain fetch; the page works without it).
+// The console's only script, small and optional: every page works without it.
 "use strict";
+
+// A refused form: the keyboard starts at the first field to correct (its error is tied to it).
+document.addEventListener("DOMContentLoaded", function () {
+  var first = document.querySelector('main [aria-invalid="true"]');
+  if (first) first.focus();
+});
+
+// Reloads the dashboard's numbers every few seconds (plain fetch).
 document.addEventListener("DOMContentLoaded", function () {
   var box = document.getElementById("dashboard");
   if (!box) return;
