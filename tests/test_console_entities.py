@@ -353,3 +353,27 @@ def test_entity_links_stay_as_the_api_shows_them(app, client, world, factory):
     assert api == {"items": [{"provider": "smsc-main", "priority": 1, "sender": "ACME", "enabled": True}]}
     with session_scope() as session:
         assert session.query(EntityProvider).filter_by(legal_entity_id=world["beta"].id).count() == 1
+
+
+def test_entity_dates_are_in_the_operators_zone(client, world):
+    from zoneinfo import ZoneInfo
+
+    from smsqueue.console.timefmt import shown
+
+    created = stored("acme")["entity"]["created_at"]
+    sign_in(client, world["acme_key"], zone="Asia/Vladivostok")
+    page = html(client.get("/console/entities/acme"))
+    assert shown(created, ZoneInfo("Asia/Vladivostok")) in page
+    assert shown(created, ZoneInfo("Europe/Moscow")) not in page
+
+
+def test_the_dashboard_links_providers_to_their_pages_for_an_admin(client, world):
+    from test_console import delivered_path, seed_message
+
+    seed_message(world["acme"], path=delivered_path(world["p1"]), provider=world["p1"])
+    sign_in(client, world["admin_key"])
+    assert 'href="/console/providers/smsc-main"' in html(client.get("/console/dashboard"))
+    client.post("/console/sign-out", data={"csrf_token": csrf_of(client.get("/console/dashboard"))})
+    sign_in(client, world["acme_key"])
+    body = html(client.get("/console/dashboard"))
+    assert "smsc-main" in body and 'href="/console/providers/' not in body
