@@ -101,6 +101,11 @@ def test_defaults_and_every_kind(client, admin):
         "b-aero": {"kind": "smsaero", "settings": {"email": "a@b.ru", "api_key": "key"}},
         "c-json": {"kind": "http_json", "settings": {"url": "https://x.example/send", "token": "Bearer t"}},
         "d-smsc-apikey": {"kind": "smsc", "settings": {"apikey": "key", "sender": "ACME"}},
+        "e-traffic": {"kind": "smstraffic", "settings": {"login": "acme", "password": "pw"}},
+        "f-iqsms": {
+            "kind": "iqsms",
+            "settings": {"login": "acme", "password": "pw", "status_queue": "acme01"},
+        },
     }
     for code, body in bodies.items():
         r = client.post(BASE, json={"code": code, **body}, headers=admin)
@@ -120,6 +125,9 @@ def test_defaults_and_every_kind(client, admin):
     assert items[1]["settings"] == {"email": "a@b.ru", "api_key": "***"}
     assert items[2]["settings"] == {"url": "https://x.example/send", "token": "***"}
     assert items[3]["settings"] == {"sender": "ACME", "apikey": "***"}
+    assert items[4]["settings"] == {"login": "acme", "password": "***"}
+    assert items[5]["settings"] == {"login": "acme", "status_queue": "acme01", "password": "***"}
+    assert "pw" not in str(client.get(f"{BASE}/e-traffic", headers=admin).json["settings"].values())
 
 
 def test_unknown_provider_is_404(client, admin):
@@ -188,6 +196,26 @@ def test_a_422_lists_every_invalid_field_settings_included(client, admin):
         ("smsru", {"api_id": "k", "base_url": "not a url"}, {"settings.base_url": "invalid_url"}),
         ("smsaero", {"email": "nobody", "api_key": "k"}, {"settings.email": "required"}),
         ("http_json", {"token": "t"}, {"settings.url": "invalid_url"}),
+        (
+            "smstraffic",
+            {"login": "a", "reserve_url": "ftp://x", "apikey": "k"},
+            {
+                "settings.password": "required",
+                "settings.reserve_url": "invalid_url",
+                "settings.apikey": "unknown_field",
+            },
+        ),
+        ("smstraffic", {"login": "a", "password": "***"}, {"settings.password": "invalid_value"}),
+        (
+            "iqsms",
+            {"login": "a", "password": "p", "status_queue": "no-dashes"},
+            {"settings.status_queue": "invalid_value"},
+        ),
+        (
+            "iqsms",
+            {"password": "p", "base_url": "x"},
+            {"settings.login": "required", "settings.base_url": "invalid_url"},
+        ),
         (
             "http_json",
             {"url": "https://x/s", "status_url": "https://x/"},
@@ -369,7 +397,7 @@ def test_delete_of_a_provider_an_entity_or_a_message_refers_to_is_409(client, fa
 # --- balance ------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("kind", ["smsc", "smsru", "smsaero"])
+@pytest.mark.parametrize("kind", ["smsc", "smsru", "smsaero", "smstraffic", "iqsms"])
 def test_balance_asks_the_provider(client, factory, admin, kind):
     with Simulator(kind=kind, behaviour={"balance": 100.01}) as sim:
         base_url = sim.url + "/v2" if kind == "smsaero" else sim.url

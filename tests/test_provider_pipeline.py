@@ -32,21 +32,6 @@ PHONE = "+79161234567"
 # --- helpers ------------------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def sims():
-    """Simulators made by the test, stopped at its end: `sims("smsc", behaviour={...})`."""
-    started: list[Simulator] = []
-
-    def make(kind: str = "smsc", **kwargs: Any) -> Simulator:
-        sim = Simulator(kind=kind, **kwargs).start()
-        started.append(sim)
-        return sim
-
-    yield make
-    for sim in started:
-        sim.stop()
-
-
 def base_url(sim: Simulator) -> str:
     return sim.url + "/v2" if sim.kind == "smsaero" else sim.url
 

@@ -16,7 +16,7 @@ from smsqueue.errors import FieldCode
 from smsqueue.rules.provider_settings import MASKED
 
 # The built-in clients (smsqueue.providers.KINDS; a test keeps the two equal).
-ProviderKind = Literal["smsc", "smsru", "smsaero", "http_json"]
+ProviderKind = Literal["smsc", "smsru", "smsaero", "http_json", "smstraffic", "iqsms"]
 
 MAX_TIMEOUT = 60.0  # seconds; a provider call holds a sender thread that long at most
 MAX_RATE = 100_000.0
@@ -27,9 +27,12 @@ _TOKEN = re.compile(TOKEN_PATTERN)
 SETTINGS_DESCRIPTION = (
     "The kind's settings (secrets marked *): smsc `base_url`, `login`, `password`* (or `apikey`*); smsru "
     "`base_url`, `api_id`*; smsaero `base_url` (ending in /v2), `email`, `api_key`*; http_json `url`, "
-    "`auth_header`, `token`*, `to_field`, `text_field`, `sender_field`, `id_path`, `status_url`. Every kind "
+    "`auth_header`, `token`*, `to_field`, `text_field`, `sender_field`, `id_path`, `status_url`; smstraffic "
+    "`base_url`, `reserve_url` (used on its code 1000 and when the main host cannot be reached), `login`, "
+    "`password`*; iqsms `base_url`, `login`, `password`*, `status_queue` (3-16 Latin letters and digits; "
+    "default: derived from the provider code). Every kind "
     "also takes `sender`, the sender name used when neither the message nor the entity's link names one. "
-    "Values are strings; `base_url` left out is the provider's public address."
+    "Values are strings; `base_url` (and `reserve_url`) left out is the provider's public address."
 )
 
 
