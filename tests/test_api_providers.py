@@ -74,6 +74,8 @@ def test_create_answers_201_with_the_api_json_the_token_once_and_secrets_masked(
         "settings": {"base_url": "https://smsc.ru", "login": "acme", "password": "***"},
         "rate_limit_per_second": 50,
         "timeout_seconds": 10,
+        "paused_until": None,
+        "pause_reason": None,
     }
     assert len(token) >= 32 and token != "***"
     row = stored("smsc-main")
@@ -121,6 +123,8 @@ def test_defaults_and_every_kind(client, admin):
         "rate_limit_per_second": None,
         "timeout_seconds": 10,
         "callback_token": "***",
+        "paused_until": None,
+        "pause_reason": None,
     }
     assert items[1]["settings"] == {"email": "a@b.ru", "api_key": "***"}
     assert items[2]["settings"] == {"url": "https://x.example/send", "token": "***"}
@@ -279,6 +283,8 @@ def test_patch_changes_what_is_given_and_keeps_secrets_left_out(client, admin):
         "rate_limit_per_second": None,
         "timeout_seconds": 10,
         "callback_token": "***",
+        "paused_until": None,
+        "pause_reason": None,
     }
     assert decrypt_json(stored("smsc-main").secrets) == {"password": PASSWORD}
     # What GET gives can be sent back as it is: "***" keeps the secret.

@@ -108,6 +108,17 @@ class ProviderOut(BaseModel):
     rate_limit_per_second: float | None
     timeout_seconds: float
     callback_token: str = Field(description='In clear in the 201 of a creation only; "***" afterwards.')
+    paused_until: str | None = Field(
+        description="Set when the provider answered that the account itself cannot send (bad credentials, "
+        "no funds, a blocked address): until then it takes no message, and the entities' messages go to "
+        "their next provider at once. After it, one message is sent as a probe: if it gets through the "
+        "pause is lifted (null again), if it is refused the same way the provider is paused again. A time "
+        "in the past: the next message is the probe. Length: SMSQUEUE_PROVIDER_PAUSE_SECONDS (300).",
+        examples=["2026-12-03T12:05:00Z"],
+    )
+    pause_reason: str | None = Field(
+        description="The provider's answer that paused it, e.g. `provider_error:415`; null when not paused."
+    )
 
 
 class ProviderListOut(BaseModel):

@@ -134,12 +134,18 @@ class Balance:
 
 
 class ProviderError(Exception):
-    """A provider call that did not succeed. `code` is the provider's own error code, when it gave one."""
+    """A provider call that did not succeed. `code` is the provider's own error code, when it gave one.
 
-    def __init__(self, message: str, *, code: str | int | None = None) -> None:
+    `provider_wide`: the account itself cannot send (bad credentials, no funds, an address blocked, a
+    base_url that leads nowhere): every message would get the same answer, so the provider is paused
+    for all of them (smsqueue.pauses) and this message fails over at once. A refusal of this message
+    only (its text, its sender name, its number) is never provider-wide."""
+
+    def __init__(self, message: str, *, code: str | int | None = None, provider_wide: bool = False) -> None:
         super().__init__(message)
         self.message = message
         self.code = None if code is None else str(code)
+        self.provider_wide = provider_wide
 
     @property
     def reason(self) -> str:
@@ -161,8 +167,9 @@ class TransientProviderError(ProviderError):
         code: str | int | None = None,
         may_have_sent: bool = False,
         retry_after: float | None = None,
+        provider_wide: bool = False,
     ) -> None:
-        super().__init__(message, code=code)
+        super().__init__(message, code=code, provider_wide=provider_wide)
         self.may_have_sent = may_have_sent
         self.retry_after = retry_after
 
@@ -174,9 +181,9 @@ class TransientProviderError(ProviderError):
 
 
 class PermanentProviderError(ProviderError):
-    """The provider refused the message for good. `number_problem`: the number itself is bad, so no other
-    provider is tried. `provider_wide`: the account is the problem (bad login, no funds): fail over at
-    once, without retries."""
+    """The provider refused the message for good: another provider is tried at once, without retries
+    here. `number_problem`: the number itself is bad, so no other provider is tried. `provider_wide`:
+    the account is the problem (bad login, no funds): the provider is paused too."""
 
     default_code = "permanent"
 
@@ -188,9 +195,8 @@ class PermanentProviderError(ProviderError):
         number_problem: bool = False,
         provider_wide: bool = False,
     ) -> None:
-        super().__init__(message, code=code)
+        super().__init__(message, code=code, provider_wide=provider_wide)
         self.number_problem = number_problem
-        self.provider_wide = provider_wide
 
 
 class TextTooLong(PermanentProviderError):
