@@ -167,3 +167,44 @@ def test_after_the_pause_one_message_only_is_the_probe(client, factory):
 def message_id(pk: int) -> str:
     with transaction() as conn:
         return str(conn.execute(select(messages_t.c.id).where(messages_t.c.pk == pk)).scalar_one())
+
+
+@pytest.mark.parametrize(
+    ("kind", "answer", "reason", "pauses"),
+    [
+        (
+            "smsc",
+            4,
+            "provider_error:4",
+            True,
+        ),  # our address blocked for a while: transient, yet the account's
+        ("smsc", 3, "provider_error:3", True),  # no funds
+        ("smsru", 204, "provider_error:204", False),  # the sender name not approved: this message's matter
+        ("smsc", 6, "provider_error:6", False),  # this message forbidden (text or sender name)
+    ],
+)
+def test_only_the_account_s_refusals_pause_and_every_refusal_fails_over_at_once(
+    client, factory, sims, kind, answer, reason, pauses
+):
+    from smsqueue.sending import process
+
+    refusing, other = sims(kind, behaviour={"error_code": answer}), sims()
+    first = factory.provider(refusing.url, kind=kind, code="first")
+    entity = factory.entity(first, factory.provider(other.url, code="other"))
+    [pk] = queued_pks(client, factory, entity, 1)
+    process([pk])  # refused: back to queued for the next provider, no retry counted
+    row = provider_row("first")
+    assert (row.pause_reason is not None, row.pause_reason) == (pauses, reason if pauses else None)
+    if pauses:
+        assert row.paused_until > now() + timedelta(seconds=250)  # SMSQUEUE_PROVIDER_PAUSE_SECONDS: 300
+    process([pk])
+    mid = message_id(pk)
+    assert (message(mid).status, message(mid).attempts) == ("sent", 1)
+    assert [(e.status, e.reason) for e in events(mid)] == [
+        ("queued", None),
+        ("sending", None),
+        ("queued", reason),
+        ("sending", None),
+        ("sent", None),
+    ]
+    assert refusing.stats()["requests"]["send"] == 1
