@@ -78,10 +78,16 @@ def claim(conn: Connection, pks: Sequence[int], at: datetime, followups: Followu
         choice = choose_link(ctx, row, at=at, probe=_probe_claim(conn, at, row.pk, probes))
         if isinstance(choice, Paused):
             # No event: waiting for a pause to end is not a change of status (as waiting for a token).
+            # Due again by its expiry at the latest, so that `expired` is not held back by the pause.
+            due = (
+                choice.until
+                if row.valid_until is None
+                else min(choice.until, row.valid_until + DUE_TOLERANCE)
+            )
             conn.execute(
                 update(messages_t)
                 .where(m.pk == row.pk, m.status == Status.QUEUED.value)
-                .values(next_attempt_at=choice.until, ring_at=choice.until)
+                .values(next_attempt_at=due, ring_at=due)
             )
             continue
         if isinstance(choice, NoProvider):

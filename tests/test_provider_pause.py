@@ -19,9 +19,9 @@ from conftest import wait_for
 from sqlalchemy import select, update
 from test_provider_pipeline import events, message, send, wait_status
 
-from smsqueue.clock import now
+from smsqueue.clock import iso, now
 from smsqueue.db import transaction
-from smsqueue.messages import Followups, messages_t
+from smsqueue.messages import DUE_TOLERANCE, Followups, messages_t
 from smsqueue.models import Provider
 from smsqueue.sending import claim
 
@@ -147,6 +147,17 @@ def test_a_paused_provider_is_passed_by_and_a_message_with_no_other_waits(client
     until = provider_row("paused").paused_until
     assert {(w.status, w.next_attempt_at) for w in waiting} == {("queued", until)}  # no event: still queued
     assert [e.status for e in events(str(message_id(pks[3])))] == ["queued"]
+    # One that expires before the pause ends is due again at its expiry, not after the pause.
+    valid_until = now() + timedelta(seconds=20)
+    r = client.post(
+        "/api/v1/messages",
+        json={"to": "+79161234567", "text": "x", "valid_until": iso(valid_until)},
+        headers=factory.headers(alone),
+    )
+    pk = message(r.json["id"]).pk
+    with transaction() as conn:
+        claim(conn, [pk], now(), Followups())
+    assert message(r.json["id"]).next_attempt_at == message(r.json["id"]).valid_until + DUE_TOLERANCE
 
 
 def test_after_the_pause_one_message_only_is_the_probe(client, factory):
