@@ -72,6 +72,8 @@ enable_utc = True
 beat_schedule = {
     "dispatch-scheduled": {"task": Tasks.DISPATCH_SCHEDULED, "schedule": _s.sweep_interval},
     "poll-statuses": {"task": Tasks.POLL_STATUSES, "schedule": _s.sweep_interval},
+    # One statusQueue.json call per queue-kind provider (IQSMS) when its queue is empty.
+    "drain-status-queues": {"task": Tasks.DRAIN_STATUS_QUEUES, "schedule": max(_s.sweep_interval, 1.0)},
     # Also rings retries when they are due (no countdown is published): as often as the other sweeps.
     "republish-lost": {"task": Tasks.REPUBLISH_LOST, "schedule": _s.sweep_interval},
     "reconcile-sending": {"task": Tasks.RECONCILE_SENDING, "schedule": max(_s.sweep_interval, 2.0)},

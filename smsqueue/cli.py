@@ -14,6 +14,11 @@ from smsqueue.logs import configure_logging
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO_PROVIDER = "demo-smsc"
+# The demo entity's other providers, in failover order: (code, kind, name, default simulator port).
+DEMO_FAILOVER = (
+    ("demo-smstraffic", "smstraffic", "Local SMS Traffic simulator", 9002),
+    ("demo-iqsms", "iqsms", "Local IQSMS simulator", 9003),
+)
 DEMO_ENTITY = "demo"
 
 
@@ -87,13 +92,25 @@ def cmd_demo(args: argparse.Namespace) -> int:
                 fz_enabled=False,
             )
             admin.link_provider(session, entity, provider, priority=1, sender="DEMO")
+        for priority, (code, kind, name, port) in enumerate(DEMO_FAILOVER, start=2):
+            if admin.provider_by_code(session, code) is not None:
+                continue
+            url = getattr(args, f"{kind}_url", None) or f"http://127.0.0.1:{port}"
+            settings = {"base_url": url, "login": "demo", "password": "demo-password"}
+            if kind == "smstraffic":
+                settings["reserve_url"] = url + "/reserve"  # the simulator's reserve endpoint
+            other, _ = admin.create_provider(
+                session, code=code, kind=kind, name=name, settings=settings, timeout_seconds=5
+            )
+            admin.link_provider(session, entity, other, priority=priority, sender="DEMO")
         admin_key = create_key(session, ADMIN, name="demo admin")
         entity_key = create_key(session, ENTITY, [DEMO_ENTITY], name="demo entity")
     port = os.environ.get("PORT", "8000")
     base = f"http://127.0.0.1:{port}"
     print(
         f"""
-smsqueue demo ready: provider {DEMO_PROVIDER} (the simulator at {sim_url}), legal entity {DEMO_ENTITY}.
+smsqueue demo ready: provider {DEMO_PROVIDER} (the simulator at {sim_url}), then
+{", ".join(code for code, *_ in DEMO_FAILOVER)} on failover; legal entity {DEMO_ENTITY}.
 
   admin key:  {admin_key}
   entity key: {entity_key}
@@ -123,15 +140,15 @@ def cmd_dev(args: argparse.Namespace) -> int:
     data = Path(os.environ.get("SMSQUEUE_DATA_DIR") or Path.cwd() / ".smsqueue")
     data.mkdir(parents=True, exist_ok=True)
     celery = [str(exe / "celery"), "-A", "smsqueue.tasks.celery_app"]
+    simulators = {
+        f"simulator-{kind}": [str(exe / "smsqueue"), "simulator", "--kind", kind, "--port", str(port)]
+        for kind, port in [
+            ("smsc", args.simulator_port),
+            *((kind, args.simulator_port + n) for n, (_, kind, _, _) in enumerate(DEMO_FAILOVER, 1)),
+        ]
+    }
     processes = {
-        "simulator": [
-            str(exe / "smsqueue"),
-            "simulator",
-            "--kind",
-            "smsc",
-            "--port",
-            str(args.simulator_port),
-        ],
+        **simulators,
         "web": [
             str(exe / "gunicorn"),
             "smsqueue.web:create_app()",
@@ -194,7 +211,9 @@ def parser() -> argparse.ArgumentParser:
     keys.set_defaults(func=cmd_keys)
 
     demo = sub.add_parser("demo", help="create a demo provider, entity and keys, and print how to try them")
-    demo.add_argument("--simulator-url", help="where the provider simulator listens (default :9001)")
+    demo.add_argument("--simulator-url", help="where the SMSC simulator listens (default :9001)")
+    demo.add_argument("--smstraffic-url", help="where the SMS Traffic simulator listens (default :9002)")
+    demo.add_argument("--iqsms-url", help="where the IQSMS simulator listens (default :9003)")
     demo.set_defaults(func=cmd_demo)
 
     sub.add_parser(
@@ -203,8 +222,10 @@ def parser() -> argparse.ArgumentParser:
         help="a local provider that speaks a provider's wire format (--kind, --port)",
     )
 
-    dev = sub.add_parser("dev", help="run web, worker, beat and the simulator together (make run)")
-    dev.add_argument("--simulator-port", type=int, default=9001)
+    dev = sub.add_parser("dev", help="run web, worker, beat and the simulators together (make run)")
+    dev.add_argument(
+        "--simulator-port", type=int, default=9001, help="SMSC's; SMS Traffic and IQSMS take the next two"
+    )
     dev.set_defaults(func=cmd_dev)
     return top
 

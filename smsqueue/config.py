@@ -70,6 +70,8 @@ class Settings:
     status_check_first: float
     status_check_max: float
     status_timeout: float
+    # how long a provider whose account cannot send is paused (smsqueue.pauses)
+    provider_pause_seconds: float = 300.0
     # status webhooks (issue 5; see smsqueue.webhooks)
     webhook_sweep_interval: float = 1.0  # how often the outbox is swept for due webhooks
     webhook_timeout: float = 10.0  # seconds a receiver has to answer one POST
@@ -112,6 +114,7 @@ def load_settings() -> Settings:
         status_check_first=_float("SMSQUEUE_STATUS_CHECK_FIRST", 10.0),
         status_check_max=_float("SMSQUEUE_STATUS_CHECK_MAX", 1800.0),
         status_timeout=_float("SMSQUEUE_STATUS_TIMEOUT", 72 * 3600.0),
+        provider_pause_seconds=_float("SMSQUEUE_PROVIDER_PAUSE_SECONDS", 300.0),
         webhook_sweep_interval=_float("SMSQUEUE_WEBHOOK_SWEEP_INTERVAL", 1.0),
         webhook_timeout=_float("SMSQUEUE_WEBHOOK_TIMEOUT", 10.0),
         webhook_retry_base=_float("SMSQUEUE_WEBHOOK_RETRY_BASE_SECONDS", 10.0),

@@ -27,6 +27,7 @@ HELP = {
     "smsqueue_send_latency_seconds": ("histogram", "Time from acceptance to the provider accepting it."),
     "smsqueue_provider_errors_total": ("counter", "Provider calls that failed, by provider and error code."),
     "smsqueue_messages_sent_total": ("counter", "Messages accepted by a provider."),
+    "smsqueue_provider_pauses_total": ("counter", "Pauses of a provider whose account could not send."),
 }
 
 log = logging.getLogger(__name__)

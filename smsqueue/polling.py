@@ -1,7 +1,9 @@
 """Status polling: `sent` messages whose check is due are asked about, in the provider's batches.
 
 Between checks the wait doubles (first check soon after sending, then less and less often). A message
-with no final report 72 hours after it was sent ends `undelivered` with reason `status_timeout`.
+with no final report 72 hours after it was sent ends `undelivered` with reason `status_timeout`; sooner
+where the provider forgets statuses sooner (its client's `status_window`: SMS Traffic keeps them 2 days,
+after which asking is pointless).
 """
 
 from __future__ import annotations
@@ -62,9 +64,17 @@ def poll_due(limit: int = BATCH) -> int:
         if provider is not None:
             answers.update(_ask(provider, group))
     at = now()
+    timeouts = {pid: status_timeout_of(provider) for pid, provider in providers.items()}
     with transaction() as conn:
-        _record_all(conn, rows, answers, at)
+        _record_all(conn, rows, answers, at, timeouts)
     return len(rows)
+
+
+def status_timeout_of(provider: Any) -> timedelta:
+    """How long after sending a message of this provider may stay `sent`."""
+    timeout = timedelta(seconds=settings().status_timeout)
+    window = client_of(provider).status_window
+    return timeout if window is None else min(timeout, window)
 
 
 def _ask(provider: Any, rows: list[Any]) -> dict[int, StatusUpdate]:
@@ -91,16 +101,26 @@ def _ask(provider: Any, rows: list[Any]) -> dict[int, StatusUpdate]:
     return out
 
 
-def _record_all(conn: Any, rows: list[Any], answers: dict[int, StatusUpdate], at: datetime) -> None:
+def _record_all(
+    conn: Any,
+    rows: list[Any],
+    answers: dict[int, StatusUpdate],
+    at: datetime,
+    timeouts: dict[int, timedelta],
+) -> None:
     """What the polls found, a few statements for the whole batch: the final statuses (through the
     lifecycle's rule), the timed out, and the next check time of the rest."""
     found = [
         ProviderStatus(r.pk, a.status, a.reason, a.provider_status) for r in rows if (a := answers.get(r.pk))
     ]
     moved = apply_statuses(conn, found, at, "poll")
-    timeout = timedelta(seconds=settings().status_timeout)
+    default = timedelta(seconds=settings().status_timeout)
     waiting = [r for r in rows if r.pk not in moved]
-    timed_out = [r.pk for r in waiting if r.sent_at is not None and at - r.sent_at >= timeout]
+
+    def timeout(r: Any) -> timedelta:
+        return timeouts.get(r.provider_id, default)
+
+    timed_out = [r.pk for r in waiting if r.sent_at is not None and at - r.sent_at >= timeout(r)]
     transition_many(
         conn,
         timed_out,
@@ -111,7 +131,7 @@ def _record_all(conn: Any, rows: list[Any], answers: dict[int, StatusUpdate], at
         values={"next_status_check_at": None},
     )
     later = [r for r in waiting if r.pk not in set(timed_out)]
-    _reschedule(conn, [(r.pk, _next_check(r, at, timeout)) for r in later])
+    _reschedule(conn, [(r.pk, _next_check(r, at, timeout(r))) for r in later])
 
 
 def _next_check(row: Any, at: datetime, timeout: timedelta) -> datetime:

@@ -51,10 +51,20 @@ def outgoing(message: Any, sender: str | None, provider: Any, at: datetime) -> O
     )
 
 
-def call(claimed: Claimed, at: datetime) -> CallResult:
+def call(claimed: Claimed, at: datetime, refused: set[int] | None = None) -> CallResult:
+    """One provider call. `refused`: the providers that gave a provider-wide refusal to an earlier call
+    of this batch; their remaining messages are not sent there (the provider is being paused) but fail
+    over at once, as if refused too."""
     provider = claimed.link.provider
     started = time.monotonic()
     done = CallResult(claimed)
+    if refused is not None and provider.id in refused:
+        done.error = TransientProviderError(
+            "the provider refused this batch's earlier message for the account",
+            code="paused",
+            provider_wide=True,
+        )
+        return done
     if claimed.start_by is not None and at > claimed.start_by:
         # The batch's earlier calls took so long that this one might still be going on when the
         # reconcile sweep takes the message for stalled: do not start it; it is retried.
@@ -74,6 +84,8 @@ def call(claimed: Claimed, at: datetime) -> CallResult:
     if done.error is not None:
         code = done.error.code or done.error.default_code
         metrics.inc("smsqueue_provider_errors_total", {**labels, "code": code})
+        if done.error.provider_wide and refused is not None:
+            refused.add(provider.id)
     return done
 
 
@@ -86,12 +98,13 @@ def call_all(claimed: Sequence[Claimed]) -> list[CallResult]:
     global _pool, _pool_pid
     if len(claimed) == 1:
         return [call(claimed[0], now())]
+    refused: set[int] = set()  # read and added to by the call threads (set operations are atomic)
     if _pool is None or _pool_pid != os.getpid():
         _pool, _pool_pid = (
             ThreadPoolExecutor(max_workers=CALL_THREADS, thread_name_prefix="send"),
             os.getpid(),
         )
-    return list(_pool.map(lambda c: call(c, now()), claimed))
+    return list(_pool.map(lambda c: call(c, now(), refused), claimed))
 
 
 CALL_THREADS = 8

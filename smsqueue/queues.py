@@ -20,6 +20,7 @@ class Tasks:
     SEND_MESSAGES = "smsqueue.send_messages"
     POLL_STATUSES = "smsqueue.poll_statuses"
     PROCESS_REPORTS = "smsqueue.process_reports"
+    DRAIN_STATUS_QUEUES = "smsqueue.drain_status_queues"  # providers' status queues (IQSMS)
     DISPATCH_SCHEDULED = "smsqueue.dispatch_scheduled"
     REPUBLISH_LOST = "smsqueue.republish_lost"
     RECONCILE_SENDING = "smsqueue.reconcile_sending"
@@ -38,6 +39,7 @@ ROUTES: dict[str, str] = {
     Tasks.SEND_MESSAGES: Queues.SEND,
     Tasks.POLL_STATUSES: Queues.STATUS,
     Tasks.PROCESS_REPORTS: Queues.STATUS,
+    Tasks.DRAIN_STATUS_QUEUES: Queues.STATUS,
     Tasks.DISPATCH_SCHEDULED: Queues.PERIODIC,
     Tasks.REPUBLISH_LOST: Queues.PERIODIC,
     Tasks.RECONCILE_SENDING: Queues.PERIODIC,

@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy import Connection, case, update
 
-from smsqueue import metrics
+from smsqueue import metrics, pauses
 from smsqueue.config import settings
 from smsqueue.links import Context, Link, NoProvider, choose_link, load_context, sender_for
 from smsqueue.messages import (
@@ -53,6 +53,7 @@ def record(
         at,
         senders={o.claimed.message.pk: o.claimed.sender for o in sent},
     )
+    _pause_or_resume(conn, calls, at)
     for call in calls:
         if call.result is not None:
             continue
@@ -70,6 +71,19 @@ def record(
                 at,
                 followups,
             )
+
+
+def _pause_or_resume(conn: Connection, calls: Sequence[CallResult], at: datetime) -> None:
+    """A provider-wide refusal pauses its provider (smsqueue.pauses); a probe that got through, or was
+    refused for a reason of its own message, lifts the pause. A probe with no answer leaves its hold to
+    run out: the next claim probes again."""
+    for call in calls:
+        provider = call.claimed.link.provider
+        error = call.error
+        if error is not None and error.provider_wide:
+            pauses.pause(conn, provider, error.reason, at, probe=call.claimed.probe)
+        elif call.claimed.probe and not (isinstance(error, TransientProviderError) and error.may_have_sent):
+            pauses.resume(conn, provider)
 
 
 def record_sent(conn: Connection, message: Any, provider: Any, result: SendResult, at: datetime) -> None:
@@ -207,7 +221,8 @@ def record_failure(
     A number problem ends it `failed` (no provider can reach a bad number). Another permanent refusal
     gives this provider up at once: the account's (bad login, no funds) or this message's here (a text
     too long for it, no route, a sender it does not know), which the next provider may well take. A
-    transient error is retried here up to `max_attempts_per_provider`, then the next provider takes it."""
+    transient error is retried here up to `max_attempts_per_provider`, then the next provider takes it;
+    a provider-wide one (SMSC's blocked address) gives the provider up at once, like a permanent one."""
     provider = link.provider
     detail = {"provider": provider.code, "attempt": attempt, "error": error.message[:200]}
     if isinstance(error, PermanentProviderError) and error.number_problem:
@@ -222,7 +237,12 @@ def record_failure(
             values={"next_attempt_at": None},
         )
         return
-    retry_here = isinstance(error, TransientProviderError) and attempt < settings().max_attempts_per_provider
+    # A provider-wide error (the provider is paused for it, smsqueue.pauses) is no reason to retry here.
+    retry_here = (
+        isinstance(error, TransientProviderError)
+        and not error.provider_wide
+        and attempt < settings().max_attempts_per_provider
+    )
     if retry_here:
         assert isinstance(error, TransientProviderError)
         due = at + timedelta(seconds=backoff(attempt, error.retry_after))
@@ -245,7 +265,8 @@ def record_failure(
     excluded = sorted({*(message.excluded_providers or ()), provider.id})
     nxt = choose_link(ctx, message, excluded)
     if isinstance(nxt, NoProvider):
-        final_reason = Reason.RETRIES_EXHAUSTED if isinstance(error, TransientProviderError) else error.reason
+        exhausted = isinstance(error, TransientProviderError) and not error.provider_wide
+        final_reason = Reason.RETRIES_EXHAUSTED if exhausted else error.reason
         leave_sending(
             conn,
             message,

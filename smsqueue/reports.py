@@ -47,9 +47,10 @@ m = messages_t.c
 early_t = EarlyReport.__table__
 e = early_t.c
 
-# Kinds whose reports carry our ref (SMSC's `id` is ours): their messages are found by ref from the
-# moment they are claimed, so their reports never need to wait and their sends never look for one.
-REPORTS_CARRY_REF = frozenset({"smsc"})
+# Kinds whose reports carry our ref (SMSC's `id`, IQSMS's `clientId` are ours): their messages are found
+# by ref from the moment they are claimed, so their reports never need to wait and their sends never look
+# for one (an IQSMS send that timed out is settled by the status its queue gives).
+REPORTS_CARRY_REF = frozenset({"smsc", "iqsms"})
 EARLY_REPORT_TTL = timedelta(hours=1)  # far beyond the longest send call; a kept report older is unknown
 MAX_ID = 128  # messages.provider_message_id: a longer id can match nothing
 MAX_SHORT = 64  # reason and provider_status columns

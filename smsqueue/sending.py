@@ -20,11 +20,11 @@ from typing import Any
 
 from sqlalchemy import Connection, select, update
 
-from smsqueue import ratelimit
+from smsqueue import pauses, ratelimit
 from smsqueue.clock import now
 from smsqueue.config import settings
 from smsqueue.db import transaction
-from smsqueue.links import Claimed, Link, NoProvider, choose_link, load_context, sender_for
+from smsqueue.links import Claimed, Link, NoProvider, Paused, choose_link, load_context, sender_for
 from smsqueue.messages import (
     DUE_TOLERANCE,
     SHORT_WAIT,
@@ -62,6 +62,7 @@ def claim(conn: Connection, pks: Sequence[int], at: datetime, followups: Followu
     if not rows:
         return []
     ctx = load_context(conn, (r.legal_entity_id for r in rows))
+    probes: dict[int, int] = {}  # provider id -> the pk of the message sent as its probe
     candidates: list[tuple[Any, Link]] = []
     for row in rows:
         if row.valid_until is not None and row.valid_until <= at:
@@ -74,7 +75,21 @@ def claim(conn: Connection, pks: Sequence[int], at: datetime, followups: Followu
                 values={"next_attempt_at": None},
             )
             continue
-        choice = choose_link(ctx, row)
+        choice = choose_link(ctx, row, at=at, probe=_probe_claim(conn, at, row.pk, probes))
+        if isinstance(choice, Paused):
+            # No event: waiting for a pause to end is not a change of status (as waiting for a token).
+            # Due again by its expiry at the latest, so that `expired` is not held back by the pause.
+            due = (
+                choice.until
+                if row.valid_until is None
+                else min(choice.until, row.valid_until + DUE_TOLERANCE)
+            )
+            conn.execute(
+                update(messages_t)
+                .where(m.pk == row.pk, m.status == Status.QUEUED.value)
+                .values(next_attempt_at=due, ring_at=due)
+            )
+            continue
         if isinstance(choice, NoProvider):
             transition(
                 conn,
@@ -116,9 +131,23 @@ def claim(conn: Connection, pks: Sequence[int], at: datetime, followups: Followu
                 values={"send_at": decision.until, "next_attempt_at": until},
             )
             continue
-        claimed.append(Claimed(row, link, sender_for(row, link), row.attempts + 1))
+        probe = probes.get(link.provider.id) == row.pk
+        claimed.append(Claimed(row, link, sender_for(row, link), row.attempts + 1, probe=probe))
     _mark_sending(conn, claimed, at)
     return claimed
+
+
+def _probe_claim(conn: Connection, at: datetime, pk: int, probes: dict[int, int]) -> Any:
+    """The claim of a paused provider's probe for message `pk`, held for as long as the call may take."""
+
+    def take(provider: Any) -> datetime | None:
+        hold = call_bound(provider) + START_SLACK + RECORD_MARGIN
+        until = pauses.claim_probe(conn, provider, at, hold)
+        if until is not None:
+            probes[provider.id] = pk
+        return until
+
+    return take
 
 
 def _take_tokens(

@@ -417,6 +417,23 @@ def simulator() -> Iterator[Any]:
 
 
 @pytest.fixture
+def sims() -> Iterator[Callable[..., Any]]:
+    """Simulators made by the test, stopped at its end: `sims("smsc", behaviour={...})`."""
+    from smsqueue.providers.simulator import Simulator
+
+    started: list[Simulator] = []
+
+    def make(kind: str = "smsc", **kwargs: Any) -> Simulator:
+        sim = Simulator(kind=kind, **kwargs).start()
+        started.append(sim)
+        return sim
+
+    yield make
+    for sim in started:
+        sim.stop()
+
+
+@pytest.fixture
 def live_server(app: Any) -> Iterator[str]:
     """The app on a real port (for providers that push reports, and webhooks' round trips)."""
     import threading

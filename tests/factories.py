@@ -34,6 +34,13 @@ class Factory:
                 "smsru": {"base_url": base_url, "api_id": "s3cret-api-id"},
                 "smsaero": {"base_url": base_url, "email": "acme@example.com", "api_key": "s3cret-api-key"},
                 "http_json": {"url": base_url + "/send", "token": "Bearer s3cret-token"},
+                "smstraffic": {
+                    "base_url": base_url,
+                    "reserve_url": base_url + "/reserve",
+                    "login": "acme",
+                    "password": "s3cret-password",
+                },
+                "iqsms": {"base_url": base_url, "login": "acme", "password": "s3cret-password"},
             }[kind]
         fields.setdefault("timeout_seconds", 3.0)
         with session_scope() as session:

@@ -74,6 +74,8 @@ def test_create_answers_201_with_the_api_json_the_token_once_and_secrets_masked(
         "settings": {"base_url": "https://smsc.ru", "login": "acme", "password": "***"},
         "rate_limit_per_second": 50,
         "timeout_seconds": 10,
+        "paused_until": None,
+        "pause_reason": None,
     }
     assert len(token) >= 32 and token != "***"
     row = stored("smsc-main")
@@ -101,6 +103,11 @@ def test_defaults_and_every_kind(client, admin):
         "b-aero": {"kind": "smsaero", "settings": {"email": "a@b.ru", "api_key": "key"}},
         "c-json": {"kind": "http_json", "settings": {"url": "https://x.example/send", "token": "Bearer t"}},
         "d-smsc-apikey": {"kind": "smsc", "settings": {"apikey": "key", "sender": "ACME"}},
+        "e-traffic": {"kind": "smstraffic", "settings": {"login": "acme", "password": "pw"}},
+        "f-iqsms": {
+            "kind": "iqsms",
+            "settings": {"login": "acme", "password": "pw", "status_queue": "acme01"},
+        },
     }
     for code, body in bodies.items():
         r = client.post(BASE, json={"code": code, **body}, headers=admin)
@@ -116,10 +123,15 @@ def test_defaults_and_every_kind(client, admin):
         "rate_limit_per_second": None,
         "timeout_seconds": 10,
         "callback_token": "***",
+        "paused_until": None,
+        "pause_reason": None,
     }
     assert items[1]["settings"] == {"email": "a@b.ru", "api_key": "***"}
     assert items[2]["settings"] == {"url": "https://x.example/send", "token": "***"}
     assert items[3]["settings"] == {"sender": "ACME", "apikey": "***"}
+    assert items[4]["settings"] == {"login": "acme", "password": "***"}
+    assert items[5]["settings"] == {"login": "acme", "status_queue": "acme01", "password": "***"}
+    assert "pw" not in str(client.get(f"{BASE}/e-traffic", headers=admin).json["settings"].values())
 
 
 def test_unknown_provider_is_404(client, admin):
@@ -189,6 +201,26 @@ def test_a_422_lists_every_invalid_field_settings_included(client, admin):
         ("smsaero", {"email": "nobody", "api_key": "k"}, {"settings.email": "required"}),
         ("http_json", {"token": "t"}, {"settings.url": "invalid_url"}),
         (
+            "smstraffic",
+            {"login": "a", "reserve_url": "ftp://x", "apikey": "k"},
+            {
+                "settings.password": "required",
+                "settings.reserve_url": "invalid_url",
+                "settings.apikey": "unknown_field",
+            },
+        ),
+        ("smstraffic", {"login": "a", "password": "***"}, {"settings.password": "invalid_value"}),
+        (
+            "iqsms",
+            {"login": "a", "password": "p", "status_queue": "no-dashes"},
+            {"settings.status_queue": "invalid_value"},
+        ),
+        (
+            "iqsms",
+            {"password": "p", "base_url": "x"},
+            {"settings.login": "required", "settings.base_url": "invalid_url"},
+        ),
+        (
             "http_json",
             {"url": "https://x/s", "status_url": "https://x/"},
             {"settings.status_url": "invalid_url"},
@@ -251,6 +283,8 @@ def test_patch_changes_what_is_given_and_keeps_secrets_left_out(client, admin):
         "rate_limit_per_second": None,
         "timeout_seconds": 10,
         "callback_token": "***",
+        "paused_until": None,
+        "pause_reason": None,
     }
     assert decrypt_json(stored("smsc-main").secrets) == {"password": PASSWORD}
     # What GET gives can be sent back as it is: "***" keeps the secret.
@@ -369,7 +403,7 @@ def test_delete_of_a_provider_an_entity_or_a_message_refers_to_is_409(client, fa
 # --- balance ------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("kind", ["smsc", "smsru", "smsaero"])
+@pytest.mark.parametrize("kind", ["smsc", "smsru", "smsaero", "smstraffic", "iqsms"])
 def test_balance_asks_the_provider(client, factory, admin, kind):
     with Simulator(kind=kind, behaviour={"balance": 100.01}) as sim:
         base_url = sim.url + "/v2" if kind == "smsaero" else sim.url

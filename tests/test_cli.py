@@ -59,4 +59,10 @@ def test_demo_makes_a_provider_an_entity_and_working_keys(client):
     assert smsqueue("demo").returncode == 0
     with transaction() as conn:
         assert conn.exec_driver_sql("SELECT count(*) FROM legal_entities").scalar_one() == 1
-        assert conn.exec_driver_sql("SELECT count(*) FROM providers").scalar_one() == 1
+        # SMSC first, SMS Traffic and IQSMS on failover (the three simulators `make run` starts).
+        assert conn.exec_driver_sql("SELECT kind FROM providers ORDER BY id").scalars().all() == [
+            "smsc",
+            "smstraffic",
+            "iqsms",
+        ]
+        assert conn.exec_driver_sql("SELECT count(*) FROM entity_providers").scalar_one() == 3

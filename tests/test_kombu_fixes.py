@@ -62,3 +62,41 @@ def test_a_worker_and_the_beat_retry_a_lost_broker_at_most_a_second_apart():
     beat_conn = Recorder()
     Scheduler._ensure_connected(SimpleNamespace(app=SimpleNamespace(conf=conf), connection=beat_conn))
     assert beat_conn.kwargs["interval_max"] == RECONNECT_INTERVAL_MAX
+
+
+def test_the_filesystem_broker_puts_a_message_in_its_queue_only_when_it_is_whole(tmp_path, monkeypatch):
+    """A consumer takes every `*.<queue>.msg` file in the folder, written or not (kombu's own publisher
+    creates the file under that name, then writes it: a consumer in between killed `make run`'s worker
+    with a JSONDecodeError). The fix writes elsewhere and renames: when the name appears, the message is
+    whole; and the consumer reads it back."""
+    import json
+    import os
+
+    folder = tmp_path / "queue"
+    folder.mkdir()
+    options = {
+        "data_folder_in": str(folder),
+        "data_folder_out": str(folder),
+        "control_folder": str(tmp_path / "control"),
+        "store_processed": False,
+    }
+    renames: list[tuple[list[str], dict]] = []
+    real_replace = os.replace
+
+    def spy(source: str, target: str) -> None:
+        visible = [p.name for p in folder.iterdir() if p.name.endswith(".q.msg")]
+        with open(source, "rb") as f:
+            renames.append((visible, json.loads(f.read())))
+        real_replace(source, target)
+
+    monkeypatch.setattr(os, "replace", spy)
+    with Connection("filesystem://", transport_options=options) as conn:
+        queue = conn.SimpleQueue("q")
+        queue.put({"n": 1, "pad": "x" * 4000})
+        [(visible, written)] = renames
+        assert visible == []  # nothing a consumer could take before the rename
+        assert "body" in written  # the whole envelope, decodable, was there at the rename
+        message = queue.get(timeout=2)
+        assert message.payload == {"n": 1, "pad": "x" * 4000}
+        message.ack()
+    assert list(folder.iterdir()) == []  # no partial file left behind

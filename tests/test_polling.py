@@ -18,7 +18,7 @@ m = messages_t.c
 
 
 def sent_messages(client, factory, simulator, count: int) -> list[int]:
-    entity = factory.entity(factory.provider(simulator.url))
+    entity = factory.entity(factory.provider(simulator.url, kind=simulator.kind))
     headers = factory.headers(entity)
     items = [{"to": f"+7916{i:07d}", "text": f"m{i}"} for i in range(count)]
     ids = [
@@ -81,3 +81,26 @@ def test_no_final_report_in_72_hours_ends_undelivered(client, factory, simulator
     found = rows(pks)
     assert found[pks[0]][:2] == ("undelivered", "status_timeout")
     assert found[pks[1]][:2] == ("sent", None)
+
+
+def test_smstraffic_is_polled_for_its_2_day_window_only(client, factory, sims):
+    # SMS Traffic forgets statuses after 2 days ("no such message"): polling ends there, not at 72 h.
+    sim = sims("smstraffic", behaviour={"delivery_delay": 3600})
+    pks = sent_messages(client, factory, sim, 3)
+    with transaction() as conn:
+        conn.execute(
+            update(messages_t).where(m.pk == pks[0]).values(sent_at=now() - timedelta(days=2, minutes=1))
+        )
+        conn.execute(
+            update(messages_t).where(m.pk == pks[1]).values(sent_at=now() - timedelta(days=1, hours=23))
+        )
+    asked = sim.stats()["requests"].get("status", 0)
+    assert polling.poll_due() == 3
+    assert sim.stats()["requests"]["status"] == asked + 1  # the three in one batched call
+    found = rows(pks)
+    assert found[pks[0]][:2] == ("undelivered", "status_timeout")
+    assert {found[pk][:2] for pk in pks[1:]} == {("sent", None)}
+    with transaction() as conn:
+        due = conn.execute(select(m.next_status_check_at).where(m.pk == pks[1])).scalar_one()
+    # The next check is no later than the window's end.
+    assert due <= now() + timedelta(hours=1, seconds=5)

@@ -100,7 +100,7 @@ def test_validate_settings() -> None:
         ("settings.base_url", "invalid_url"),
         ("settings.login", "required"),
         ("settings.password", "required"),
-        ("settings.status_queue", "invalid"),
+        ("settings.status_queue", "invalid_value"),
     }
     for bad in ("a-b-c", "x" * 17, "жжж01"):
         assert IqsmsClient.validate_settings({"login": "a", "password": "b", "status_queue": bad})

@@ -32,21 +32,6 @@ PHONE = "+79161234567"
 # --- helpers ------------------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def sims():
-    """Simulators made by the test, stopped at its end: `sims("smsc", behaviour={...})`."""
-    started: list[Simulator] = []
-
-    def make(kind: str = "smsc", **kwargs: Any) -> Simulator:
-        sim = Simulator(kind=kind, **kwargs).start()
-        started.append(sim)
-        return sim
-
-    yield make
-    for sim in started:
-        sim.stop()
-
-
 def base_url(sim: Simulator) -> str:
     return sim.url + "/v2" if sim.kind == "smsaero" else sim.url
 
@@ -125,10 +110,13 @@ def test_a_provider_wide_refusal_fails_over_at_once_and_every_provider_refusing_
     client, factory, processes, sims
 ):
     broke, locked_out, fine = sims(behaviour={"error_code": 3}), sims(behaviour={"error_code": 2}), sims()
+    also_broke = sims(behaviour={"error_code": 3})
     first, second = factory.provider(broke.url, code="broke"), factory.provider(fine.url, code="fine")
     third = factory.provider(locked_out.url, code="locked-out")
+    # Its own broke provider: the first refusal pauses "broke", which would pass the second message by.
+    fourth = factory.provider(also_broke.url, code="also-broke")
     goes_through = send(client, factory, factory.entity(first, second))
-    refused_everywhere = send(client, factory, factory.entity(first, third))
+    refused_everywhere = send(client, factory, factory.entity(fourth, third))
     processes.worker()
     assert wait_status(goes_through, "sent").provider_id == second.id
     assert [(e.status, e.reason) for e in events(goes_through)] == [
@@ -147,8 +135,8 @@ def test_a_provider_wide_refusal_fails_over_at_once_and_every_provider_refusing_
         ("sending", None),
         ("failed", "provider_error:2"),
     ]
-    assert sorted(final.excluded_providers) == sorted([first.id, third.id])
-    assert (broke.stats()["requests"]["send"], locked_out.stats()["requests"]["send"]) == (2, 1)
+    assert sorted(final.excluded_providers) == sorted([fourth.id, third.id])
+    assert [s.stats()["requests"]["send"] for s in (broke, also_broke, locked_out)] == [1, 1, 1]
 
 
 def test_a_number_error_ends_failed_without_failover(client, factory, processes, sims):

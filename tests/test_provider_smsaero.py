@@ -163,7 +163,7 @@ P, T = PermanentProviderError, TransientProviderError
         (200, BAD_CREDENTIALS, "unauthorized", P, False, True),
         (400, failure("Validation error.", {"number": ["incorrect"]}), "invalid_number", P, True, False),
         (400, failure("Invalid phone number"), "invalid_number", P, True, False),
-        (400, failure("Validation error.", {"sign": ["not approved"]}), "sign", P, False, True),
+        (400, failure("Validation error.", {"sign": ["not approved"]}), "sign", P, False, False),
         (400, failure("Validation error.", {"text": ["too long"]}), "validation", P, False, False),
         (200, {"result": "no credits"}, "no_money", P, False, True),
         (200, failure("Not enough money on the balance"), "no_money", P, False, True),

@@ -163,7 +163,8 @@ def test_list_param_keeps_the_list_form_for_one_value() -> None:
 def test_ref_outside_smsc_id_range_is_refused_before_any_call(server: WireServer, ref: int) -> None:
     with pytest.raises(PermanentProviderError) as caught:
         make_client(server.url).send(sms(ref=ref))
-    assert caught.value.provider_wide is True
+    # This message's matter, not the account's: it fails over, and the provider is not paused.
+    assert caught.value.provider_wide is False
     assert server.requests == []
 
 
@@ -186,7 +187,7 @@ ERROR_CASES = [
     (1, PermanentProviderError, False, False, None),
     (2, PermanentProviderError, False, True, None),
     (3, PermanentProviderError, False, True, None),
-    (4, TransientProviderError, None, None, False),
+    (4, TransientProviderError, None, True, False),  # our address blocked: the provider is paused
     (5, PermanentProviderError, False, False, None),
     (6, PermanentProviderError, False, False, None),
     (7, InvalidNumber, True, False, None),
@@ -220,6 +221,7 @@ def test_send_error_codes_map_to_our_errors(
         assert isinstance(exc, TransientProviderError)
         assert exc.may_have_sent is may_have_sent
         assert exc.retry_after == 60.0
+        assert exc.provider_wide is bool(provider_wide)
     assert_no_secret(exc)
 
 
@@ -402,7 +404,11 @@ def test_every_documented_status_maps(code: int, status: Status | None, reason: 
 
 @pytest.mark.parametrize(
     ("code", "kind", "provider_wide"),
-    [(2, PermanentProviderError, True), (9, TransientProviderError, None), (4, TransientProviderError, None)],
+    [
+        (2, PermanentProviderError, True),
+        (9, TransientProviderError, False),
+        (4, TransientProviderError, True),
+    ],
 )
 def test_status_call_errors(
     server: WireServer, code: int, kind: type[ProviderError], provider_wide: bool | None
@@ -418,6 +424,7 @@ def test_status_call_errors(
     else:
         assert isinstance(caught.value, TransientProviderError)
         assert caught.value.may_have_sent is False  # a status query sends nothing
+        assert caught.value.provider_wide is provider_wide
     assert_no_secret(caught.value)
 
 

@@ -169,7 +169,7 @@ def test_every_request_error_code_is_mapped(server: WireServer, code: int) -> No
         (200, PermanentProviderError, False, True),
         (201, PermanentProviderError, False, True),
         (202, PermanentProviderError, True, False),
-        (204, PermanentProviderError, False, True),
+        (204, PermanentProviderError, False, False),  # a sender name's refusal: not the account's
         (207, PermanentProviderError, False, False),
         (209, PermanentProviderError, True, False),
         (206, TransientProviderError, None, None),

@@ -12,13 +12,11 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-import test_provider_pipeline as pipeline
 from test_provider_pipeline import PHONE, base_url, events, message, wait_final, wait_status
 
 from smsqueue.clock import iso
 
 pytestmark = pytest.mark.pipeline
-sims = pipeline.sims  # the simulators fixture: made by the test, stopped at its end
 
 # How late a time-driven change may come: the beat's sweep interval, a doorbell, two busy cores.
 ON_TIME = 2.5

@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-import test_provider_pipeline as pipeline
 from test_provider_pipeline import PHONE, events, message, wait_status
 
 from smsqueue.db import session_scope
@@ -18,7 +17,6 @@ from smsqueue.models import LegalEntity, Provider
 from smsqueue.rules import admin
 
 pytestmark = pytest.mark.pipeline
-sims = pipeline.sims  # the simulators fixture: made by the test, stopped at its end
 
 
 def entity_with_links(factory: Any, *links: tuple[Provider, str | None]) -> LegalEntity:

@@ -37,20 +37,23 @@ DESCRIPTION = """\
 Where a provider pushes delivery reports, in its own format, authenticated by the provider's
 `callback_token` in the query string (no API key). Give the provider this URL with its token:
 SMSC.ru and SMS.ru take it once in the account's settings (SMSC: handler URL, POST; SMS.ru: callback
-URL), SMS Aero is given it with every message (`callbackUrl`, built from `SMSQUEUE_PUBLIC_URL`).
+URL), SMS Traffic's support sets it for the account, SMS Aero is given it with every message
+(`callbackUrl`, built from `SMSQUEUE_PUBLIC_URL`). IQSMS pushes nothing: its statuses wait in the
+provider's status queue, which the beat drains.
 
 Bodies: SMSC.ru form fields `id`, `phone`, `status`, `err`; SMS.ru form fields `data[N]` =
 `sms_status\\n<sms_id>\\n<status code>` (the `hash` field, when sent, is checked against the api_id);
-SMS Aero a JSON object `{"id": ..., "status": ...}` (bare, wrapped in `data`, or a list) or the same
+SMS Traffic form fields `sms_id`, `status`, `delivery_date`; SMS Aero a JSON object
+`{"id": ..., "status": ...}` (bare, wrapped in `data`, or a list) or the same
 as form or query fields; http_json `{"id": "...", "status": "delivered|undelivered|failed|...",
 "reason": "..."}` or a list of them. GET carries the fields in the query string.
 
-Answers, as each provider expects: 200 `text/plain` `OK` (SMSC.ru, SMS Aero), 200 `text/plain` `100`
-(SMS.ru), 200 `{"ok": true}` (http_json). An unknown provider code and a wrong or missing token are both
-403 `forbidden`. A body the provider's client cannot read, or an SMS.ru hash that does not match, is
-400 `bad_json` (the provider may retry it). Reports of messages we do not know are acknowledged and
-ignored, as are reports that say "in progress" and events that are not reports (SMSC posts incoming
-messages to the same URL). A disabled provider's reports are still taken.
+Answers, as each provider expects: 200 `text/plain` `OK` (SMSC.ru, SMS Traffic, SMS Aero), 200
+`text/plain` `100` (SMS.ru), 200 `{"ok": true}` (http_json). An unknown provider code and a wrong or
+missing token are both 403 `forbidden`. A body the provider's client cannot read, or an SMS.ru hash that
+does not match, is 400 `bad_json` (the provider may retry it). Reports of messages we do not know are
+acknowledged and ignored, as are reports that say "in progress" and events that are not reports (SMSC
+posts incoming messages to the same URL). A disabled provider's reports are still taken.
 
 The work is done in a task, after the answer: a report never moves a message out of a final status
 (a second report for a delivered message changes nothing), and a report that comes before the send

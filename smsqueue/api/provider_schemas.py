@@ -16,7 +16,7 @@ from smsqueue.errors import FieldCode
 from smsqueue.rules.provider_settings import MASKED
 
 # The built-in clients (smsqueue.providers.KINDS; a test keeps the two equal).
-ProviderKind = Literal["smsc", "smsru", "smsaero", "http_json"]
+ProviderKind = Literal["smsc", "smsru", "smsaero", "http_json", "smstraffic", "iqsms"]
 
 MAX_TIMEOUT = 60.0  # seconds; a provider call holds a sender thread that long at most
 MAX_RATE = 100_000.0
@@ -27,9 +27,12 @@ _TOKEN = re.compile(TOKEN_PATTERN)
 SETTINGS_DESCRIPTION = (
     "The kind's settings (secrets marked *): smsc `base_url`, `login`, `password`* (or `apikey`*); smsru "
     "`base_url`, `api_id`*; smsaero `base_url` (ending in /v2), `email`, `api_key`*; http_json `url`, "
-    "`auth_header`, `token`*, `to_field`, `text_field`, `sender_field`, `id_path`, `status_url`. Every kind "
+    "`auth_header`, `token`*, `to_field`, `text_field`, `sender_field`, `id_path`, `status_url`; smstraffic "
+    "`base_url`, `reserve_url` (used on its code 1000 and when the main host cannot be reached), `login`, "
+    "`password`*; iqsms `base_url`, `login`, `password`*, `status_queue` (3-16 Latin letters and digits; "
+    "default: derived from the provider code). Every kind "
     "also takes `sender`, the sender name used when neither the message nor the entity's link names one. "
-    "Values are strings; `base_url` left out is the provider's public address."
+    "Values are strings; `base_url` (and `reserve_url`) left out is the provider's public address."
 )
 
 
@@ -105,6 +108,17 @@ class ProviderOut(BaseModel):
     rate_limit_per_second: float | None
     timeout_seconds: float
     callback_token: str = Field(description='In clear in the 201 of a creation only; "***" afterwards.')
+    paused_until: str | None = Field(
+        description="Set when the provider answered that the account itself cannot send (bad credentials, "
+        "no funds, a blocked address): until then it takes no message, and the entities' messages go to "
+        "their next provider at once. After it, one message is sent as a probe: if it gets through the "
+        "pause is lifted (null again), if it is refused the same way the provider is paused again. A time "
+        "in the past: the next message is the probe. Length: SMSQUEUE_PROVIDER_PAUSE_SECONDS (300).",
+        examples=["2026-12-03T12:05:00Z"],
+    )
+    pause_reason: str | None = Field(
+        description="The provider's answer that paused it, e.g. `provider_error:415`; null when not paused."
+    )
 
 
 class ProviderListOut(BaseModel):

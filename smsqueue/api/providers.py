@@ -26,6 +26,7 @@ from smsqueue.api.provider_schemas import (
 from smsqueue.api.rules_schemas import CODE_PATTERN
 from smsqueue.api.schemas import ProblemOut, field_errors
 from smsqueue.api.spec import route
+from smsqueue.clock import iso
 from smsqueue.db import session_scope
 from smsqueue.errors import ApiError, Code, FieldCode, FieldError, validation_error
 from smsqueue.models import Provider
@@ -65,6 +66,8 @@ def render(provider: Provider, callback_token: str = MASKED) -> dict[str, Any]:
         "rate_limit_per_second": _number(provider.rate_limit_per_second),
         "timeout_seconds": _number(provider.timeout_seconds),
         "callback_token": callback_token,
+        "paused_until": iso(provider.paused_until),
+        "pause_reason": provider.pause_reason,
     }
 
 

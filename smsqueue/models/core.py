@@ -73,6 +73,10 @@ class Provider(Base):
     callback_token: Mapped[str] = mapped_column(Text)  # encrypted
     created_at: Mapped[datetime] = mapped_column(default=now)
     updated_at: Mapped[datetime] = mapped_column(default=now, onupdate=now)
+    # A provider-wide refusal pauses the provider for every message (smsqueue.pauses); set and cleared
+    # there only. Not part of `updated_at`: a pause is no edit of the provider (its client is kept).
+    paused_until: Mapped[datetime | None] = mapped_column()
+    pause_reason: Mapped[str | None] = mapped_column(String(64))
 
 
 class EntityProvider(Base):

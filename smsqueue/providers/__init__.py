@@ -16,6 +16,8 @@ KINDS: dict[str, str] = {
     "smsru": "smsqueue.providers.smsru:SmsRuClient",
     "smsaero": "smsqueue.providers.smsaero:SmsAeroClient",
     "http_json": "smsqueue.providers.http_json:HttpJsonClient",
+    "smstraffic": "smsqueue.providers.smstraffic:SmsTrafficClient",
+    "iqsms": "smsqueue.providers.iqsms:IqsmsClient",
 }
 
 

@@ -11,8 +11,10 @@ import logging
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any, ClassVar
+from urllib.parse import urlparse
 
 import requests
 
@@ -132,12 +134,18 @@ class Balance:
 
 
 class ProviderError(Exception):
-    """A provider call that did not succeed. `code` is the provider's own error code, when it gave one."""
+    """A provider call that did not succeed. `code` is the provider's own error code, when it gave one.
 
-    def __init__(self, message: str, *, code: str | int | None = None) -> None:
+    `provider_wide`: the account itself cannot send (bad credentials, no funds, an address blocked, a
+    base_url that leads nowhere): every message would get the same answer, so the provider is paused
+    for all of them (smsqueue.pauses) and this message fails over at once. A refusal of this message
+    only (its text, its sender name, its number) is never provider-wide."""
+
+    def __init__(self, message: str, *, code: str | int | None = None, provider_wide: bool = False) -> None:
         super().__init__(message)
         self.message = message
         self.code = None if code is None else str(code)
+        self.provider_wide = provider_wide
 
     @property
     def reason(self) -> str:
@@ -159,8 +167,9 @@ class TransientProviderError(ProviderError):
         code: str | int | None = None,
         may_have_sent: bool = False,
         retry_after: float | None = None,
+        provider_wide: bool = False,
     ) -> None:
-        super().__init__(message, code=code)
+        super().__init__(message, code=code, provider_wide=provider_wide)
         self.may_have_sent = may_have_sent
         self.retry_after = retry_after
 
@@ -172,9 +181,9 @@ class TransientProviderError(ProviderError):
 
 
 class PermanentProviderError(ProviderError):
-    """The provider refused the message for good. `number_problem`: the number itself is bad, so no other
-    provider is tried. `provider_wide`: the account is the problem (bad login, no funds): fail over at
-    once, without retries."""
+    """The provider refused the message for good: another provider is tried at once, without retries
+    here. `number_problem`: the number itself is bad, so no other provider is tried. `provider_wide`:
+    the account is the problem (bad login, no funds): the provider is paused too."""
 
     default_code = "permanent"
 
@@ -186,9 +195,8 @@ class PermanentProviderError(ProviderError):
         number_problem: bool = False,
         provider_wide: bool = False,
     ) -> None:
-        super().__init__(message, code=code)
+        super().__init__(message, code=code, provider_wide=provider_wide)
         self.number_problem = number_problem
-        self.provider_wide = provider_wide
 
 
 class TextTooLong(PermanentProviderError):
@@ -219,6 +227,36 @@ class LookupNotSupported(ProviderError):
     """The provider cannot tell whether it has a message of ours (no lookup by our id)."""
 
 
+# --- settings checks shared by the clients -------------------------------------------------------------
+
+SettingProblem = tuple[str, str, str]  # (field, FieldCode, message)
+
+
+def url_problems(settings: Mapping[str, Any], *keys: str) -> list[SettingProblem]:
+    """`invalid_url` for each of `keys` that is given and is not an http(s) URL."""
+    return [
+        (f"settings.{key}", FieldCode.INVALID_URL, f"{key} must be an http(s) URL")
+        for key in keys
+        if settings.get(key) is not None and not is_http_url(settings[key])
+    ]
+
+
+def required_problems(settings: Mapping[str, Any], *keys: str) -> list[SettingProblem]:
+    """`required` for each of `keys` that is missing or blank."""
+    return [
+        (f"settings.{key}", FieldCode.REQUIRED, f"{key} is required")
+        for key in keys
+        if not (isinstance(settings.get(key), str) and settings[key].strip())
+    ]
+
+
+def is_http_url(value: Any) -> bool:
+    if not isinstance(value, str):
+        return False
+    parsed = urlparse(value)
+    return parsed.scheme in ("http", "https") and bool(parsed.netloc) and not any(c.isspace() for c in value)
+
+
 # --- the client ---------------------------------------------------------------------------------------
 
 
@@ -232,6 +270,10 @@ class ProviderClient(ABC):
     status_batch_size: ClassVar[int] = 1  # how many messages one status call may ask about
     can_lookup: ClassVar[bool] = False  # whether `lookup` can find a message by our ref
     pushes_reports: ClassVar[bool] = False  # whether the provider can call our delivery-report URL
+    has_status_queue: ClassVar[bool] = False  # statuses wait in a queue at the provider (`pop_statuses`)
+    # How long after sending the provider can still tell a message's status: polling ends the message
+    # (`status_timeout`) at this age if it is shorter than SMSQUEUE_STATUS_TIMEOUT. None: no such limit.
+    status_window: ClassVar[timedelta | None] = None
 
     def __init__(self, config: ProviderConfig, session: requests.Session | None = None) -> None:
         self.config = config
@@ -266,6 +308,10 @@ class ProviderClient(ABC):
         """Find a message we may have sent, by our ref: its result if the provider has it, None if it
         certainly does not. Raises LookupNotSupported where the provider cannot tell."""
         raise LookupNotSupported(f"{self.kind} cannot look a message up by our id")
+
+    def pop_statuses(self, limit: int) -> list[Report]:
+        """Take up to `limit` statuses out of the provider's status queue (where `has_status_queue`)."""
+        raise PermanentProviderError(f"{self.kind} has no status queue")
 
     def parse_report(self, request: IncomingRequest) -> ParsedReports:
         """Delivery reports from the provider's callback request, and the answer it expects."""

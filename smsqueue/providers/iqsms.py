@@ -54,6 +54,7 @@ from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal, InvalidOperation
 from typing import Any, ClassVar
 
+from smsqueue.errors import FieldCode
 from smsqueue.providers.base import (
     Balance,
     OutgoingSMS,
@@ -62,9 +63,12 @@ from smsqueue.providers.base import (
     ProviderError,
     Report,
     SendResult,
+    SettingProblem,
     StatusQuery,
     StatusUpdate,
     TransientProviderError,
+    required_problems,
+    url_problems,
 )
 from smsqueue.statuses import Status, provider_error
 
@@ -128,24 +132,24 @@ class IqsmsClient(ProviderClient):
     status_batch_size = MAX_BATCH
     can_lookup = True  # by clientId, which is our ref
     pushes_reports = False  # statuses wait in the status queue instead
+    has_status_queue = True
     send_batch_size: ClassVar[int] = MAX_BATCH
 
     @classmethod
-    def validate_settings(cls, settings: Mapping[str, Any]) -> list[tuple[str, str, str]]:
-        problems = super().validate_settings(settings)
-        base_url = settings.get("base_url")
-        if base_url is not None and not (
-            isinstance(base_url, str) and re.match(r"^https?://[^\s/]+", base_url)
-        ):
-            problems.append(("settings.base_url", "invalid_url", "base_url must be an http(s) URL"))
-        for key in ("login", "password"):
-            value = settings.get(key)
-            if not isinstance(value, str) or not value.strip():
-                problems.append((f"settings.{key}", "required", f"{key} is required"))
+    def validate_settings(cls, settings: Mapping[str, Any]) -> list[SettingProblem]:
+        problems = [
+            *super().validate_settings(settings),
+            *url_problems(settings, "base_url"),
+            *required_problems(settings, "login", "password"),
+        ]
         queue = settings.get("status_queue")
         if queue is not None and not (isinstance(queue, str) and _QUEUE_NAME.match(queue)):
             problems.append(
-                ("settings.status_queue", "invalid", "status_queue is 3-16 Latin letters and digits")
+                (
+                    "settings.status_queue",
+                    FieldCode.INVALID_VALUE,
+                    "status_queue is 3-16 Latin letters and digits",
+                )
             )
         return problems
 
@@ -285,7 +289,7 @@ class IqsmsClient(ProviderClient):
 
 
 def drain_status_queue(
-    client: IqsmsClient,
+    client: ProviderClient,
     handle: Callable[[list[Report]], None],
     *,
     limit: int = QUEUE_LIMIT,

@@ -28,12 +28,12 @@ Errors, checked in this order (`_error_code`):
 |---|---|---|
 | HTTP 401 or 403 | unauthorized | permanent, provider_wide |
 | `result: "no credits"` | no_money | permanent, provider_wide |
-| a `sign` field error in `data` | sign | permanent, provider_wide |
+| a `sign` field error in `data` | sign | permanent (a sender name's refusal) |
 | a `number`/`numbers` field error in `data` | invalid_number | InvalidNumber (reason invalid_number) |
 | a message about credentials/authorization | unauthorized | permanent, provider_wide |
 | a message about a limit or too many requests | limit | transient |
 | a message about money/credits/balance | no_money | permanent, provider_wide |
-| a message about the sign | sign | permanent, provider_wide |
+| a message about the sign | sign | permanent |
 | a message about the number/phone | invalid_number | InvalidNumber (reason invalid_number) |
 | HTTP 404 or a "not found" message | not_found | permanent (a status query: left out) |
 | `result: "reject"` | reject | permanent |
@@ -121,7 +121,7 @@ def error_for_answer(
         return TransientProviderError(text, code=code)
     if code == "invalid_number":
         return InvalidNumber(text, code=code)  # `text` keeps SMS Aero's own message
-    return PermanentProviderError(text, code=code, provider_wide=code in ("unauthorized", "no_money", "sign"))
+    return PermanentProviderError(text, code=code, provider_wide=code in ("unauthorized", "no_money"))
 
 
 def _error_code(http_status: int, content: Mapping[str, Any], message: str) -> str:

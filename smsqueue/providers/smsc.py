@@ -27,7 +27,7 @@ Send errors (`error_code`) and what they become:
 | 1    | bad parameters                                | PermanentProviderError                         |
 | 2    | bad login or password (or IP not allowed)     | PermanentProviderError, provider_wide          |
 | 3    | not enough money                              | PermanentProviderError, provider_wide          |
-| 4    | IP blocked for a while after frequent errors  | TransientProviderError, retry_after 60 s       |
+| 4    | IP blocked for a while after frequent errors  | TransientProviderError, provider_wide          |
 | 5    | bad date format                               | PermanentProviderError                         |
 | 6    | message forbidden (text or sender name)       | PermanentProviderError                         |
 | 7    | bad phone number format                       | InvalidNumber (reason invalid_number)          |
@@ -118,7 +118,7 @@ DELIVERED_STATUSES = frozenset({1, 2, 4})
 UNDELIVERED_STATUSES = frozenset({3, 20, 25})
 FAILED_STATUSES = frozenset({22, 23, 24})
 
-PROVIDER_WIDE_ERRORS = frozenset({2, 3})
+PROVIDER_WIDE_ERRORS = frozenset({2, 3, 4})  # the account or our address: the provider is paused
 NUMBER_ERRORS = frozenset({7})  # all "bad number": InvalidNumber
 BAD_NUMBER_STATUS = 22
 TRANSIENT_ERRORS = frozenset({4, 9})
@@ -170,9 +170,7 @@ class SmscClient(ProviderClient):
         if not 1 <= sms.ref <= MAX_ID:
             # Sending without our id would make a timed-out send impossible to look up, and wrapping it
             # would match an older message: let another provider take it.
-            raise PermanentProviderError(
-                "message ref outside SMSC's id range", code="ref_out_of_range", provider_wide=True
-            )
+            raise PermanentProviderError("message ref outside SMSC's id range", code="ref_out_of_range")
         if len(sms.text) > MAX_TEXT:
             raise TextTooLong(MAX_TEXT)
         fields = {"phones": sms.to, "mes": sms.text, "id": str(sms.ref), "cost": "3"}
@@ -301,7 +299,11 @@ def error_for(answer: Mapping[str, Any], *, sending: bool) -> ProviderError:
     if code in TRANSIENT_ERRORS:
         # 9 on a send can mean an identical request was taken a moment ago: ask before sending again.
         return TransientProviderError(
-            message, code=code, may_have_sent=sending and code == 9, retry_after=BLOCKED_RETRY_AFTER
+            message,
+            code=code,
+            may_have_sent=sending and code == 9,
+            retry_after=BLOCKED_RETRY_AFTER,
+            provider_wide=code in PROVIDER_WIDE_ERRORS,  # 4: every request from us is refused a while
         )
     if code in NUMBER_ERRORS:
         return InvalidNumber(message, code=answer.get("error_code"))

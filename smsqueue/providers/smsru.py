@@ -24,7 +24,8 @@ Request and number error codes (REQUEST_ERRORS has each code's meaning):
 
 | codes | raised as |
 |---|---|
-| 200 bad api_id, 201 no funds, 204 sender not approved, 300-302 bad login | permanent, provider_wide |
+| 200 bad api_id, 201 no funds, 300-302 bad login | permanent, provider_wide |
+| 204 sender not approved (a sender name's refusal: another provider may know it) | permanent |
 | 202 bad recipient number | InvalidNumber (reason invalid_number, the code kept) |
 | 209 in our stop list, 215 in SMS.ru's spam stop list | permanent, number_problem |
 | 203, 205, 207 no route, 208, 210-214, 216, 303, 507, 901, 902, and any code not listed | permanent |
@@ -85,7 +86,7 @@ REQUEST_ERRORS: dict[int, tuple[ErrorKind, str]] = {
     201: (ErrorKind.ACCOUNT, "not enough funds"),
     202: (ErrorKind.NUMBER, "bad recipient number"),
     203: (ErrorKind.REQUEST, "no message text"),
-    204: (ErrorKind.ACCOUNT, "sender not approved or operator not enabled"),
+    204: (ErrorKind.REQUEST, "sender not approved or operator not enabled"),
     205: (ErrorKind.REQUEST, "message too long (over 8 parts)"),
     206: (ErrorKind.LATER, "daily sending limit reached"),
     207: (ErrorKind.REQUEST, "no route to this number"),

@@ -86,9 +86,12 @@ from smsqueue.providers.base import (
     Report,
     ReportAnswer,
     SendResult,
+    SettingProblem,
     StatusQuery,
     StatusUpdate,
     TransientProviderError,
+    required_problems,
+    url_problems,
 )
 from smsqueue.providers.smsc import check_http_status
 from smsqueue.statuses import Status, provider_error
@@ -149,20 +152,16 @@ class SmsTrafficClient(ProviderClient):
     status_batch_size = 50  # messages; each may carry several segment ids
     can_lookup = False
     pushes_reports = True  # to the URL SMS Traffic's support sets for the account
-    status_window: ClassVar[timedelta] = timedelta(days=2)  # statuses are kept this long after sending
+    status_window: ClassVar[timedelta | None] = timedelta(days=2)  # statuses are kept this long
     send_batch_size: ClassVar[int] = MAX_BATCH
 
     @classmethod
-    def validate_settings(cls, settings: Mapping[str, Any]) -> list[tuple[str, str, str]]:
-        problems = super().validate_settings(settings)
-        for key in ("base_url", "reserve_url"):
-            value = settings.get(key)
-            if value is not None and not _is_http_url(value):
-                problems.append((f"settings.{key}", "invalid_url", f"{key} must be an http(s) URL"))
-        for key in ("login", "password"):
-            if not _filled(settings.get(key)):
-                problems.append((f"settings.{key}", "required", f"{key} is required"))
-        return problems
+    def validate_settings(cls, settings: Mapping[str, Any]) -> list[SettingProblem]:
+        return [
+            *super().validate_settings(settings),
+            *url_problems(settings, "base_url", "reserve_url"),
+            *required_problems(settings, "login", "password"),
+        ]
 
     def endpoints(self) -> list[str]:
         """The main endpoint, then the reserve one (unless they are the same)."""
@@ -439,11 +438,3 @@ def _no_such_message(exc: ProviderError) -> bool:
 
 def _digits(phone: str) -> str:
     return "".join(ch for ch in phone if ch.isdigit())
-
-
-def _filled(value: Any) -> bool:
-    return isinstance(value, str) and bool(value.strip())
-
-
-def _is_http_url(value: Any) -> bool:
-    return isinstance(value, str) and re.match(r"^https?://[^\s/]+", value) is not None

@@ -8,9 +8,10 @@ from celery import Celery
 from celery.signals import worker_process_init
 
 from smsqueue.logs import configure_logging
-from smsqueue.tasks.kombu_fixes import patch_reconnect_backoff, patch_redis_channel
+from smsqueue.tasks.kombu_fixes import patch_filesystem_put, patch_reconnect_backoff, patch_redis_channel
 
 patch_redis_channel()
+patch_filesystem_put()
 patch_reconnect_backoff()
 
 app = Celery(

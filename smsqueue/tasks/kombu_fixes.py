@@ -2,6 +2,8 @@
 
 1. `patch_redis_channel`: a kombu bug that kills a worker when Redis goes away with task messages
    unacknowledged.
+3. `patch_filesystem_put`: the embedded broker (`make run`) could hand a worker a message file that its
+   publisher had created but not yet written, which kills the worker (below).
 
 On a lost connection Celery closes the channel, whose close restores unacknowledged messages; by then the
 channel's connection is gone, and kombu's Redis channel fails with AttributeError ('NoneType' object has
@@ -83,3 +85,35 @@ class _short_backoff:
 
     def __exit__(self, *_: object) -> None:
         del self.conn.ensure_connection  # the class's method shows through again
+
+
+def patch_filesystem_put() -> None:
+    """3. kombu's filesystem transport writes a message straight into the queue folder under its final
+    name; a consumer listing the folder at that moment moves the still-empty file away and fails to
+    decode it ("Unrecoverable error: JSONDecodeError"), and the worker stops. Each second's beat ticks
+    make it likely within minutes. Write under a name no consumer takes, then rename it into place (a
+    rename within one folder is atomic)."""
+    import os
+    import uuid
+
+    from kombu.transport import filesystem
+    from kombu.utils.encoding import str_to_bytes
+    from kombu.utils.json import dumps
+
+    original = filesystem.Channel._put
+    if getattr(original, _PATCHED, False):
+        return
+
+    def _put(self: Any, queue: str, payload: Any, **kwargs: Any) -> None:
+        name = f"{round(filesystem.monotonic() * 1000)}_{uuid.uuid4()}.{queue}.msg"
+        final = os.path.join(self.data_folder_out, name)
+        partial = os.path.join(self.data_folder_out, f".{name}.partial")  # `_get` takes *.<queue>.msg only
+        try:
+            with open(partial, "wb", buffering=0) as f:
+                f.write(str_to_bytes(dumps(payload)))
+            os.replace(partial, final)
+        except OSError as exc:
+            raise filesystem.ChannelError(f"Cannot add file {final!r} to directory") from exc
+
+    setattr(_put, _PATCHED, True)
+    filesystem.Channel._put = _put

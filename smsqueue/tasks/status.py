@@ -1,8 +1,8 @@
-"""Status polling of sent messages."""
+"""Status polling of sent messages, and the draining of providers' status queues."""
 
 from __future__ import annotations
 
-from smsqueue import polling
+from smsqueue import polling, status_queues
 from smsqueue.queues import Tasks
 from smsqueue.tasks.celery_app import app
 
@@ -15,3 +15,8 @@ def poll_statuses() -> int:
         total += done
         if done < polling.BATCH:
             return total
+
+
+@app.task(name=Tasks.DRAIN_STATUS_QUEUES, ignore_result=True)
+def drain_status_queues() -> int:
+    return status_queues.drain_all()
