@@ -231,7 +231,7 @@ def schemathesis_run(base: str, key: str, config: Path, *filters: str, examples:
         cmd,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=300,  # the whole API under one worker; more endpoints, and a loaded CI machine
         env={**os.environ, "NO_COLOR": "1"},
         cwd=config.parent,
     )
