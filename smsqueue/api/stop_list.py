@@ -26,7 +26,7 @@ from smsqueue.api.schemas import ProblemOut, field_errors
 from smsqueue.api.spec import route
 from smsqueue.clock import iso, now
 from smsqueue.db import session_scope
-from smsqueue.errors import Code, FieldCode, FieldError, not_found, problem, validation_error
+from smsqueue.errors import FieldCode, FieldError, not_found, validation_error
 from smsqueue.message_search import b64, invalid_cursor, unb64
 from smsqueue.phones import PhoneError, normalize_phone
 from smsqueue.rules import stop_list
@@ -231,12 +231,7 @@ def batch(code: str) -> Response:
         try:
             item = StopBatchItemIn.model_validate(raw)
         except ValidationError as exc:
-            errors = field_errors(exc)
-            detail = f"{len(errors)} field{'s are' if len(errors) != 1 else ' is'} invalid"
-            results[index] = {
-                "index": index,
-                "error": problem(422, Code.VALIDATION_ERROR, detail, errors=errors),
-            }
+            results[index] = {"index": index, "error": validation_error(field_errors(exc)).to_problem()}
             continue
         if item.to is not None:
             valid.append((index, entry_in(stop_list.NUMBER, item.to, item)))
