@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 import pytest
 
 from smsqueue.db import transaction
-from smsqueue.messages import Followups, NewMessage, insert_messages, messages_t
+from smsqueue.messages import Followups, NewMessage, insert_messages
 from smsqueue.sending import claim
 
 BASE = "/api/v1/legal-entities"
@@ -27,11 +27,16 @@ def admin(factory):
 
 def queue(entity_id: int, to: str, text: str, debtor: str | None = None) -> int:
     new = NewMessage(
-        id=uuid.uuid4(), legal_entity_id=entity_id, to=to, text=text, segments=1, encoding="GSM-7"
+        id=uuid.uuid4(),
+        legal_entity_id=entity_id,
+        to=to,
+        text=text,
+        segments=1,
+        encoding="GSM-7",
+        debtor=debtor,
     )
     with transaction() as conn:
         (moved,) = insert_messages(conn, [new])
-        conn.execute(messages_t.update().where(messages_t.c.pk == moved.pk).values(debtor=debtor))
     return moved.pk
 
 

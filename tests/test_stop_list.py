@@ -225,12 +225,16 @@ def test_entities_of_one_limit_group_share_a_list_and_keep_their_own_entries():
 
 def queue(entity_id: int, to: str, debtor: str | None = None) -> int:
     new = NewMessage(
-        id=uuid.uuid4(), legal_entity_id=entity_id, to=to, text="hi", segments=1, encoding="GSM-7"
+        id=uuid.uuid4(),
+        legal_entity_id=entity_id,
+        to=to,
+        text="hi",
+        segments=1,
+        encoding="GSM-7",
+        debtor=debtor,
     )
     with transaction() as conn:
         (moved,) = insert_messages(conn, [new])
-        if debtor is not None:
-            conn.execute(messages_t.update().where(messages_t.c.pk == moved.pk).values(debtor=debtor))
     return moved.pk
 
 

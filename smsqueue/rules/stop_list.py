@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, delete, insert, or_, select, tuple_, update
+from sqlalchemy import Connection, bindparam, delete, insert, or_, select, text, tuple_, update
 from sqlalchemy.exc import IntegrityError
 
 from smsqueue.models.compliance import STOP_REASONS, StopListEntry
@@ -68,6 +68,16 @@ class Candidate:
     debtor: str | None = None
 
 
+# PostgreSQL: the keys travel as three arrays, so the statement is one cached plan whatever the batch
+# size (as in rules.limits); each key is one probe of the unique (scope, kind, value) index.
+_PG_STOPPED = text(
+    "SELECT e.scope, e.kind, e.value FROM stop_list_entries AS e "
+    "JOIN unnest(CAST(:s AS varchar[]), CAST(:k AS varchar[]), CAST(:v AS varchar[])) AS q(s, k, v) "
+    "ON e.scope = q.s AND e.kind = q.k AND e.value = q.v "
+    "WHERE e.until IS NULL OR e.until > :at"
+).bindparams(bindparam("at", type_=StopListEntry.__table__.c.until.type))
+
+
 def stopped(conn: Connection, candidates: Sequence[Candidate], at: datetime) -> set[int]:
     """The pks of the candidates whose number or debtor is on a stop list in force at `at`. One query
     for the batch, each key found through the unique (scope, kind, value) index."""
@@ -79,11 +89,18 @@ def stopped(conn: Connection, candidates: Sequence[Candidate], at: datetime) -> 
                 keys.setdefault((scope, DEBTOR, c.debtor), []).append(c.pk)
     if not keys:
         return set()
-    rows = conn.execute(
-        select(s.scope, s.kind, s.value).where(
-            tuple_(s.scope, s.kind, s.value).in_(sorted(keys)), or_(s.until.is_(None), s.until > at)
+    wanted = sorted(keys)
+    if conn.dialect.name == "postgresql":
+        rows = conn.execute(
+            _PG_STOPPED,
+            {"s": [k[0] for k in wanted], "k": [k[1] for k in wanted], "v": [k[2] for k in wanted], "at": at},
         )
-    )
+    else:
+        rows = conn.execute(
+            select(s.scope, s.kind, s.value).where(
+                tuple_(s.scope, s.kind, s.value).in_(wanted), or_(s.until.is_(None), s.until > at)
+            )
+        )
     out: set[int] = set()
     for r in rows:
         out.update(keys[(r.scope, r.kind, r.value)])
