@@ -285,3 +285,19 @@ def test_stopped_takes_the_debtor_as_a_parameter_and_one_query_answers_a_batch()
         )
         conn.rollback()
     assert found == {1, 3}
+
+
+def test_a_batch_of_a_thousand_then_the_same_thousand_again(client, admin, acme):
+    entries = [{"debtor": f"D-{i}", "reason": "refused"} for i in range(1000)]
+    first = client.post(f"{BASE}/acme/stop-list/batch", json={"entries": entries}, headers=admin).json[
+        "results"
+    ]
+    assert [x["status"] for x in first] == ["created"] * 1000
+    again = [{**e, "reason": "protected"} for e in entries]
+    second = client.post(f"{BASE}/acme/stop-list/batch", json={"entries": again}, headers=admin).json[
+        "results"
+    ]
+    assert [(x["status"], x["entry"]["reason"]) for x in second] == [("updated", "protected")] * 1000
+    assert [x["entry"]["debtor"] for x in second] == [e["debtor"] for e in entries]
+    page = client.get(f"{BASE}/acme/stop-list", query_string={"limit": 500}, headers=admin).json
+    assert len(page["items"]) == 500 and page["next_cursor"] is not None

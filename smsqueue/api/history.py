@@ -97,8 +97,11 @@ def answer(code: str, key: dict[str, str]) -> Response:
     with session_scope() as session:
         entity = entity_or_404(session, code)
         conn = session.connection()
-        items = [render_item(i) for i in evidence.history(conn, entity.id, **_filters(key))]
+        found = evidence.history(conn, entity.id, **_filters(key))
         interactions = evidence.interactions(conn, entity.id, **_filters(key))
+    # Rendered after the transaction: a provider code the cache misses is read in a transaction of its
+    # own, which on SQLite would wait for this one's write lock.
+    items = [render_item(i) for i in found]
     if wants_csv():
         out = io.StringIO()
         writer = csv.writer(out)

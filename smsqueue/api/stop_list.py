@@ -239,10 +239,8 @@ def batch(code: str) -> Response:
             valid.append((index, entry_in(stop_list.DEBTOR, item.debtor or "", item)))
     with session_scope() as session:
         entity = entity_or_404(session, code)
-        conn = session.connection()
-        at = now()
-        for index, entry in valid:
-            row, created = stop_list.put(conn, entity, entry, at)
+        stored = stop_list.put_many(session.connection(), entity, [e for _, e in valid], now())
+        for (index, _), (row, created) in zip(valid, stored, strict=True):
             results[index] = {
                 "index": index,
                 "status": "created" if created else "updated",

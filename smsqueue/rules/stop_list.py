@@ -160,14 +160,7 @@ def put(conn: Connection, entity: Any, entry: EntryIn, at: datetime) -> tuple[An
     """Add the entry to the entity's list, or update it where it is: (the row, whether it is new). A
     concurrent PUT of the same new entry loses the insert race and updates the winner's row instead."""
     scopes = scopes_of(entity)
-    values: Mapping[str, Any] = {
-        "reason": entry.reason,
-        "note": entry.note,
-        "document": entry.document,
-        "until": entry.until,
-        "legal_entity_id": entity.id,
-        "updated_at": at,
-    }
+    values: Mapping[str, Any] = _values(entry, entity, at)
     for _ in range(2):
         current = find(conn, scopes, entry.kind, entry.value)
         if current is not None:
@@ -184,6 +177,81 @@ def put(conn: Connection, entity: Any, entry: EntryIn, at: datetime) -> tuple[An
             continue  # made a moment ago by another request: update it
         return conn.execute(select(entries_t).where(s.id == new_id)).one(), True
     raise RuntimeError("stop list entry neither found nor inserted")  # pragma: no cover - two lost races
+
+
+def put_many(
+    conn: Connection, entity: Any, entries: Sequence[EntryIn], at: datetime
+) -> list[tuple[Any, bool]]:
+    """`put` for a batch, in order, in a few statements whatever its size: one read of the entries that
+    exist, one UPDATE (executemany) of those, one INSERT of the new ones, one read of the results. A key
+    repeated in the batch takes its last values; the first time is the one that may be new. An INSERT
+    that loses a race with a concurrent request falls back to `put` one by one."""
+    if not entries:
+        return []
+    scopes = scopes_of(entity)
+    order = {scope: i for i, scope in enumerate(scopes)}
+    keys = sorted({(e.kind, e.value) for e in entries})
+    existing: dict[tuple[str, str], Any] = {}
+    for r in conn.execute(
+        select(s.id, s.scope, s.kind, s.value).where(
+            s.scope.in_(list(scopes)), tuple_(s.kind, s.value).in_(keys)
+        )
+    ):
+        key = (r.kind, r.value)
+        if key not in existing or order[r.scope] < order[existing[key].scope]:
+            existing[key] = r
+    last = {(e.kind, e.value): e for e in entries}  # later entries win
+    new_keys = [k for k in last if k not in existing]
+    try:
+        with conn.begin_nested():
+            if existing:
+                conn.execute(
+                    update(entries_t).where(s.id == bindparam("row_id")),
+                    [
+                        {"row_id": existing[k].id, **_values(last[k], entity, at)}
+                        for k in existing
+                        if k in last
+                    ],
+                )
+            ids = {k: r.id for k, r in existing.items()}
+            if new_keys:
+                made = conn.execute(
+                    insert(entries_t).returning(s.id, s.kind, s.value, sort_by_parameter_order=True),
+                    [
+                        {
+                            "scope": scopes[0],
+                            "kind": k[0],
+                            "value": k[1],
+                            "created_at": at,
+                            **_values(last[k], entity, at),
+                        }
+                        for k in new_keys
+                    ],
+                )
+                ids.update({(r.kind, r.value): r.id for r in made})
+    except IntegrityError:
+        return [put(conn, entity, e, at) for e in entries]
+    rows = {
+        (r.kind, r.value): r for r in conn.execute(select(entries_t).where(s.id.in_(sorted(ids.values()))))
+    }
+    out: list[tuple[Any, bool]] = []
+    seen: set[tuple[str, str]] = set()
+    for e in entries:
+        key = (e.kind, e.value)
+        out.append((rows[key], key not in existing and key not in seen))
+        seen.add(key)
+    return out
+
+
+def _values(entry: EntryIn, entity: Any, at: datetime) -> dict[str, Any]:
+    return {
+        "reason": entry.reason,
+        "note": entry.note,
+        "document": entry.document,
+        "until": entry.until,
+        "legal_entity_id": entity.id,
+        "updated_at": at,
+    }
 
 
 def remove(conn: Connection, entity: Any, kind: str, value: str) -> bool:
