@@ -246,6 +246,7 @@ def accepted(result: dict[str, Any], operation: str) -> int:
     return sum(phase.get("accepted", 0) for phase in result["valid_rates"].get(operation, {}).values())
 
 
+@pytest.mark.timeout(900)  # two runs of up to 300 s each (see schemathesis_run) on a loaded machine
 def test_schemathesis_finds_no_server_error_and_no_answer_that_breaks_the_document(
     live_server, seeded, tmp_path
 ):

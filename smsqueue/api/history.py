@@ -23,6 +23,8 @@ from smsqueue.db import session_scope
 
 bp = Blueprint("history", __name__)
 CSV = "text/csv"
+# The 200 answer is CSV too, with `Accept: text/csv`.
+CSV_ANSWER = {"responses": {"200": {"content": {CSV: {"schema": {"type": "string"}}}}}}
 CSV_COLUMNS = (
     "id", "created_at", "to", "debtor", "text", "sender", "provider", "provider_message_id", "status",
     "reason", "events", "decision", "decision_at", "decision_reasons", "counts_day", "counts_week",
@@ -128,6 +130,7 @@ def _filters(key: dict[str, str]) -> dict[str, str]:
     tag=TAG,
     responses={200: HistoryOut, 404: ProblemOut, 422: ProblemOut, **ERRORS},
     auth="admin",
+    extra=CSV_ANSWER,
     description=DESCRIPTION.format(what="with this `debtor` (to any number)"),
 )
 def debtor_history(code: str, debtor: str) -> Response:
@@ -143,6 +146,7 @@ def debtor_history(code: str, debtor: str) -> Response:
     tag=TAG,
     responses={200: HistoryOut, 404: ProblemOut, 422: ProblemOut, **ERRORS},
     auth="admin",
+    extra=CSV_ANSWER,
     description=DESCRIPTION.format(what="to this number (any common form; stored E.164)"),
 )
 def number_history(code: str, number: str) -> Response:
