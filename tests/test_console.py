@@ -474,7 +474,8 @@ def test_the_console_imports_no_celery_and_no_tasks():
                 assert not name.startswith(("celery", "smsqueue.tasks")), (path.name, name)
     code = (
         "import sys, smsqueue.console.app as a, smsqueue.console.pages_messages, "
-        "smsqueue.console.pages_dashboard, smsqueue.console.pages_account;"
+        "smsqueue.console.pages_dashboard, smsqueue.console.pages_account, "
+        "smsqueue.console.pages_entities, smsqueue.console.pages_providers;"
         "bad = [m for m in sys.modules if m.split('.')[0] == 'celery' or m.startswith('smsqueue.tasks')];"
         "assert not bad, bad"
     )

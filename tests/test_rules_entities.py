@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
+from smsqueue import law
 from smsqueue.api.rules_schemas import FzIn
 from smsqueue.models import LegalEntity
-from smsqueue.rules import law
 from smsqueue.rules.entities import fz_columns, limit_errors, merged_limits
 
 

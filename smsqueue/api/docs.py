@@ -1,4 +1,4 @@
-"""The OpenAPI document (`/api/v1/openapi.json`, built by smsqueue.openapi from the operations registry)
+"""The OpenAPI document (`/api/v1/openapi.json`, built by api.openapi from the operations registry)
 and `/docs`, a Swagger UI page that renders it. The page's assets are served by us, from the files the
 `flask-swagger-ui` package ships (Swagger UI 5, which reads OpenAPI 3.1): nothing is loaded from the
 internet, and the online validator badge is off."""
@@ -14,7 +14,7 @@ from typing import Any
 
 from flask import Blueprint, Response, send_from_directory
 
-from smsqueue import openapi
+from smsqueue.api.openapi import build as build_openapi
 from smsqueue.api.schemas import ProblemOut
 from smsqueue.api.spec import OPERATIONS, route
 from smsqueue.errors import not_found
@@ -43,7 +43,7 @@ def document_bytes() -> bytes:
     global _document
     with _lock:
         if _document is None or _document[0] != len(OPERATIONS):
-            spec = openapi.build(OPERATIONS, version=_version())
+            spec = build_openapi(OPERATIONS, version=_version())
             _document = (len(OPERATIONS), json.dumps(spec, ensure_ascii=False, indent=1).encode())
         return _document[1]
 

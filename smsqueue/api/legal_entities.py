@@ -14,6 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from smsqueue import law
 from smsqueue.api.http import json_object, query_args, require_admin, validate
 from smsqueue.api.rules_schemas import (
     CODE_PATTERN,
@@ -36,7 +37,7 @@ from smsqueue.api.spec import route
 from smsqueue.db import session_scope
 from smsqueue.errors import ApiError, Code, FieldCode, FieldError, validation_error
 from smsqueue.models import EntityProvider, LegalEntity, Provider
-from smsqueue.rules import admin, entities, law
+from smsqueue.rules import admin, entities
 
 bp = Blueprint("legal_entities", __name__)
 TAG = "Legal entities"
@@ -280,38 +281,44 @@ def get_entity(code: str) -> Response:
 def patch_entity(code: str) -> Response:
     require_admin()
     body = validate(EntityPatch, json_object())
+    with session_scope() as session:
+        entity = entity_or_404(session, code, for_update=True)
+        edit_entity(session, entity, body)
+        return jsonify(render_entity(session, entity))
+
+
+def edit_entity(session: Session, entity: LegalEntity, body: EntityPatch) -> None:
+    """A validated PATCH body's checks against the stored entity, then its writes: a 422 listing every
+    invalid field, or the changes applied. The console's entity forms send their fields through here."""
     given = body.model_fields_set
     errors = null_errors(body, NOT_NULL_ENTITY_FIELDS)
     fz_nulls = null_errors(body.fz, entities.FZ_SETTINGS, "fz.") if body.fz else []
     errors += fz_nulls
-    if body.code is not None and body.code != code:
+    if body.code is not None and body.code != entity.code:
         errors.append(FieldError("code", FieldCode.INVALID_VALUE, "the code of an entity cannot change"))
-    with session_scope() as session:
-        entity = entity_or_404(session, code, for_update=True)
-        columns: dict[str, Any] = {}
-        for name in NULLABLE_OR_PLAIN:
-            if name in given:
-                columns[name] = getattr(body, name)
-        if body.send_window is not None:
-            columns["send_window_from"] = body.send_window.from_
-            columns["send_window_to"] = body.send_window.to
-        if body.fz is not None and not fz_nulls:
-            columns.update(entities.fz_columns(fz_settings(body.fz, body.fz.model_fields_set)))
-            # the limits are checked as they will be stored: the given ones with the others kept
-            errors += entities.limit_errors(*entities.merged_limits(entity, columns))
-        if not fz_nulls:
-            errors += identification_errors_of(entity, columns)
-        resolved: list[tuple[entities.LinkItem, Provider]] = []
-        if body.providers is not None:
-            resolved, link_errors = entities.resolve_link_items(session, link_items(body.providers))
-            errors += link_errors
-        if errors:
-            raise validation_error(errors)
-        if columns:
-            admin.update_entity(session, entity, **columns)
-        if body.providers is not None:
-            entities.apply_links(session, entity, resolved, replace=True)
-        return jsonify(render_entity(session, entity))
+    columns: dict[str, Any] = {}
+    for name in NULLABLE_OR_PLAIN:
+        if name in given:
+            columns[name] = getattr(body, name)
+    if body.send_window is not None:
+        columns["send_window_from"] = body.send_window.from_
+        columns["send_window_to"] = body.send_window.to
+    if body.fz is not None and not fz_nulls:
+        columns.update(entities.fz_columns(fz_settings(body.fz, body.fz.model_fields_set)))
+        # the limits are checked as they will be stored: the given ones with the others kept
+        errors += entities.limit_errors(*entities.merged_limits(entity, columns))
+    if not fz_nulls:
+        errors += identification_errors_of(entity, columns)
+    resolved: list[tuple[entities.LinkItem, Provider]] = []
+    if body.providers is not None:
+        resolved, link_errors = entities.resolve_link_items(session, link_items(body.providers))
+        errors += link_errors
+    if errors:
+        raise validation_error(errors)
+    if columns:
+        admin.update_entity(session, entity, **columns)
+    if body.providers is not None:
+        entities.apply_links(session, entity, resolved, replace=True)
 
 
 @route(

@@ -234,28 +234,33 @@ def get_provider(code: str) -> Response:
 def patch_provider(code: str) -> Response:
     require_admin()
     data = json_object()
+    with session_scope() as session:
+        return jsonify(render(edit_provider(session, code, data)))
+
+
+def edit_provider(session: Session, code: str, data: dict[str, Any]) -> Provider:
+    """A PATCH body (a JSON object) checked and applied to the provider `code`: 404, a 422 listing every
+    invalid field, or the provider changed. The console's enable/disable form goes through here."""
     body, errors = _parse(ProviderPatch, data)
     errors += _null_errors(data)
-    with session_scope() as session:
-        provider = provider_or_404(session, code, for_update=True)
-        if data.get("code") not in (None, provider.code):
-            errors.append(FieldError("code", FieldCode.INVALID_VALUE, "the code of a provider cannot change"))
-        if data.get("kind") not in (None, provider.kind):
-            errors.append(FieldError("kind", FieldCode.INVALID_VALUE, "the kind of a provider cannot change"))
-        settings = None
-        if isinstance(data.get("settings"), dict):
-            settings = merge_settings(provider, data["settings"])
-            errors += _settings_errors(provider.kind, settings)
-        _raise_if(errors)
-        given = body.model_fields_set
-        columns = {
-            name: getattr(body, name)
-            for name in ("name", "enabled", "rate_limit_per_second", "timeout_seconds")
-            if name in given
-        }
-        token = body.callback_token if body.callback_token not in (None, MASKED) else None
-        admin.update_provider(session, provider, settings=settings, callback_token=token, **columns)
-        return jsonify(render(provider))
+    provider = provider_or_404(session, code, for_update=True)
+    if data.get("code") not in (None, provider.code):
+        errors.append(FieldError("code", FieldCode.INVALID_VALUE, "the code of a provider cannot change"))
+    if data.get("kind") not in (None, provider.kind):
+        errors.append(FieldError("kind", FieldCode.INVALID_VALUE, "the kind of a provider cannot change"))
+    settings = None
+    if isinstance(data.get("settings"), dict):
+        settings = merge_settings(provider, data["settings"])
+        errors += _settings_errors(provider.kind, settings)
+    _raise_if(errors)
+    given = body.model_fields_set
+    columns = {
+        name: getattr(body, name)
+        for name in ("name", "enabled", "rate_limit_per_second", "timeout_seconds")
+        if name in given
+    }
+    token = body.callback_token if body.callback_token not in (None, MASKED) else None
+    return admin.update_provider(session, provider, settings=settings, callback_token=token, **columns)
 
 
 @route(
@@ -306,6 +311,12 @@ def _in_use(code: str, why: str) -> ApiError:
 )
 def get_balance(code: str) -> Response:
     require_admin()
+    return jsonify(provider_balance(code))
+
+
+def provider_balance(code: str) -> dict[str, Any]:
+    """`{"balance": ..., "currency": ...}` asked of the provider now; 404, or 502 `provider_error` with the
+    provider's reason. The console's provider page fetches it through here."""
     with session_scope() as session:
         provider = provider_or_404(session, code)
     # No database connection is held while the provider answers.
@@ -318,4 +329,4 @@ def get_balance(code: str) -> Response:
     except Exception:
         log.exception("balance call to provider %s failed unexpectedly", code)
         raise ApiError(502, Code.PROVIDER_ERROR, f"provider {code!r} gave an answer we cannot read") from None
-    return jsonify({"balance": float(balance.amount), "currency": balance.currency})
+    return {"balance": float(balance.amount), "currency": balance.currency}

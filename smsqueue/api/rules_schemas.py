@@ -11,9 +11,9 @@ from typing import Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
+from smsqueue import law
 from smsqueue.api.schemas import CallbackUrl, IanaZone, MessageIn, Strict, Timestamp
 from smsqueue.errors import FieldCode
-from smsqueue.rules import law
 from smsqueue.rules.inn import is_valid_inn
 from smsqueue.rules.provider_settings import MASKED
 from smsqueue.rules.windows import WindowError, parse_hhmm

@@ -7,7 +7,13 @@ from flask import Flask
 
 def register(app: Flask) -> None:
     """The console's pages and its session cookie (keyed from SMSQUEUE_SECRET_KEY), on `app`."""
-    from smsqueue.console import pages_account, pages_dashboard, pages_messages  # noqa: F401 - routes
+    from smsqueue.console import (  # noqa: F401 - routes
+        pages_account,
+        pages_dashboard,
+        pages_entities,
+        pages_messages,
+        pages_providers,
+    )
     from smsqueue.console import session as console_session
     from smsqueue.console.blueprint import bp
 

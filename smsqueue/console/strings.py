@@ -13,6 +13,8 @@ console = "Операторская консоль"
 nav_label = "Разделы"
 nav_messages = "Сообщения"
 nav_dashboard = "Сводка"
+nav_entities = "Организации"
+nav_providers = "Провайдеры"
 nav_settings = "Настройки"
 sign_out = "Выйти"
 skip_to_content = "Перейти к содержимому"
@@ -136,6 +138,126 @@ group_in_flight = "в пути"
 group_failed = "не доставлено или ошибка"
 group_refused = "отклонено, отменено"
 
+# --- entities -----------------------------------------------------------------------------------------
+entities_title = "Организации"
+entities_lead_entity = "Организации вашего ключа. Менять их настройки может администратор."
+entity_title = "Организация"
+back_to_entities = "← К организациям"
+col_entity_code = "Код"
+col_name = "Название"
+col_active = "Работает"
+col_timezone = "Часовой пояс"
+col_window = "Окно отправки"
+col_fz = "230-ФЗ"
+col_providers = "Провайдеры"
+yes = "да"
+no = "нет"
+on = "включено"
+off = "выключено"
+no_entities = "Организаций нет."
+entity_inactive = "Организация отключена: её сообщения отклоняются."
+label_inn = "ИНН"
+label_timezone = "Часовой пояс организации"
+label_created_entity = "Создана"
+label_updated_entity = "Изменена"
+saved_window = "Окно отправки сохранено."
+saved_fz = "Настройки 230-ФЗ сохранены."
+saved_providers = "Провайдеры сохранены."
+form_has_errors = "Не сохранено: исправьте отмеченные поля."
+read_only = "Только просмотр: менять настройки может ключ администратора."
+
+window_heading = "Окно отправки"
+window_lead = (
+    "Время получателя, с «с» включительно до «до» не включая; «с» позже «до» — окно через полночь, "
+    "00:00–24:00 — весь день."
+)
+window_from = "С (ЧЧ:ММ)"
+window_to = "До (ЧЧ:ММ)"
+on_window_label = "Вне окна"
+on_window_defer = "отложить до ближайшего разрешённого времени"
+on_window_reject = "отклонить"
+
+fz_heading = "Настройки 230-ФЗ"
+fz_lead = "Лимиты на одного получателя и часы, когда разрешено взаимодействие (время получателя)."
+fz_enabled = "Соблюдать 230-ФЗ"
+fz_per_day = "В день"
+fz_per_week = "В неделю"
+fz_per_month = "В месяц"
+fz_limits = "Лимиты сообщений"
+fz_weekday_hours = "Рабочие дни"
+fz_weekend_hours = "Выходные и праздники"
+fz_hours_from = "С"
+fz_hours_to = "До"
+fz_holidays = "Праздники как выходные (производственный календарь)"
+fz_on_limit = "При достижении лимита"
+fz_on_limit_reject = "отклонить"
+fz_on_limit_defer = "отложить до периода, где есть место"
+
+links_heading = "Провайдеры и их порядок"
+links_lead = "Отправитель пробует провайдеров по приоритету: 1 — первым."
+col_priority = "Приоритет"
+col_sender = "Отправитель"
+col_link_enabled = "Включён"
+col_remove = "Убрать"
+col_provider_state = "Сам провайдер"
+add_provider = "Добавить провайдера"
+add_none = "— не добавлять —"
+no_links = "Провайдеров нет: организация не может отправлять."
+provider_disabled_note = "провайдер выключен"
+
+# Codes of the API's field errors, as the forms show them next to the field.
+FIELD_ERRORS: dict[str, str] = {
+    "required": "Обязательное поле.",
+    "invalid_type": "Неверный тип значения: введите число.",
+    "invalid_value": "Недопустимое значение.",
+    "unknown_field": "Неизвестное поле.",
+    "too_short": "Слишком короткое значение.",
+    "too_long": "Слишком длинное значение.",
+    "too_small": "Слишком маленькое значение.",
+    "too_large": "Слишком большое значение.",
+    "invalid_time": "Время в виде ЧЧ:ММ, от 00:00 до 24:00.",
+    "empty_window": "«С» и «до» совпадают: окно было бы пустым.",
+    "crosses_midnight": "Часы 230-ФЗ не переходят через полночь: «с» должно быть раньше «до».",
+    "limit_below_shorter_period": "Лимит не может быть меньше лимита более короткого периода.",
+    "invalid_sender": "Имя отправителя: 1–11 латинских символов или до 15 цифр.",
+    "unknown_provider": "Такого провайдера нет.",
+    "duplicate": "Провайдер указан дважды.",
+    "invalid_timezone": "Такого часового пояса нет.",
+    "invalid_inn": "Неверный ИНН.",
+    "invalid_url": "Неверный адрес.",
+}
+
+# --- providers ----------------------------------------------------------------------------------------
+providers_title = "Провайдеры"
+provider_title = "Провайдер"
+back_to_providers = "← К провайдерам"
+col_kind = "Тип"
+col_enabled = "Включён"
+col_balance = "Баланс"
+provider_settings = "Настройки"
+provider_settings_lead = "Секреты скрыты (***): они хранятся зашифрованными и не показываются."
+label_kind = "Тип"
+label_name = "Название"
+label_rate = "Не больше сообщений в секунду"
+label_timeout = "Ожидание ответа, с"
+no_rate = "без ограничения"
+no_settings = "Настроек нет."
+balance_heading = "Баланс"
+balance_loading = "Запрашиваем баланс у провайдера…"
+balance_failed = "Провайдер не ответил: {detail}"
+balance_no_script = "Баланс загружается скриптом страницы."
+balance_value = "{amount} {currency}"
+state_heading = "Состояние"
+provider_enabled = "Включён: сообщения передаются ему."
+provider_disabled = "Выключен: сообщения ему не передаются (ждущие уходят следующему провайдеру организации)."
+disable = "Выключить"
+enable = "Включить"
+saved_enabled = "Провайдер включён."
+saved_disabled = "Провайдер выключен."
+used_by = "Организации"
+no_users = "Ни одна организация его не использует."
+no_providers = "Провайдеров нет."
+
 # --- errors and forms ---------------------------------------------------------------------------------
 error_title = "Ошибка"
 csrf_failed = "Форма устарела или пришла не из консоли. Обновите страницу и повторите."
@@ -192,6 +314,11 @@ DETAIL_SOURCES: dict[str, str] = {
     "report": "отчёт о доставке",
     "poll": "запрос статуса",
 }
+
+
+def field_error(code: str, message: str) -> str:
+    """An API field error as a form shows it: our words for its code, else the API's own message."""
+    return FIELD_ERRORS.get(code, message)
 
 
 def status(code: str | None) -> str:

@@ -21,9 +21,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
+from smsqueue import law
 from smsqueue.clock import now
 from smsqueue.models.base import Base, BigPK, partial_index
-from smsqueue.rules import law
 from smsqueue.statuses import WebhookState
 
 

@@ -12,10 +12,11 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from smsqueue import law
 from smsqueue.db import session_scope
 from smsqueue.errors import FieldCode, FieldError
 from smsqueue.models import EntityProvider, LegalEntity, Provider
-from smsqueue.rules import admin, identification, law, limits
+from smsqueue.rules import admin, identification, limits
 from smsqueue.rules.check import Assessment, EntityRules, assess, recipient_zone
 
 # 230-FZ setting -> column of legal_entities

@@ -12,7 +12,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 
-from smsqueue.rules import law
+from smsqueue import law
 from smsqueue.rules.calendar import uses_weekend_hours
 from smsqueue.rules.periods import first_instant_at_or_after, offset_change_between
 
