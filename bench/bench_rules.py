@@ -1,9 +1,13 @@
-"""Benchmark of the rules check: the time per send decision (`policy.decide_many`: per-number locks, the
-FZ counters read, counted and marked) with 10 thousand and with 1 million past messages in the tables.
+"""Benchmark of the rules check: the time per send decision (the claim's stop-list lookup, then
+`policy.decide_many`: per-number locks, the FZ counters read, counted and marked) with 10 thousand past
+messages and no stop-list entries, and with 1 million past messages and 100 thousand entries.
 
 The counts come from the `fz_counters` table by primary key, never from a scan of `messages`, so the
 time per decision must not grow with the history: the 1M figure must be at most 1.5x the 10k figure
-(the exit code is 1 otherwise).
+(the exit code is 1 otherwise). The stop-list lookup alone (`stop_list.stopped`, one query per batch
+through the unique (scope, kind, value) index) is also measured with none and with 100 thousand
+entries, and its ratio reported (not gated: an empty index against a three-level one differs by a few
+microseconds a message, which the machine's noise can push either way; the gate is the whole decision).
 
     python bench/bench_rules.py [--batches 60] [--batch-size 50] [--keep]
 
@@ -29,6 +33,8 @@ ADMIN_URL = os.environ.get("BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.
 ENTITIES = 10
 HISTORY_DAYS = 60
 SMALL, LARGE = 10_000, 1_000_000
+STOP_ENTRIES = 100_000
+DEBTORS = 50_000  # debtor ids of the benchmark's messages: "debtor-<n>"
 # recipients of the history: 1 per 10 past messages, so the large history has 100k numbers
 MESSAGES_PER_RECIPIENT = 10
 WARM_UP = 10  # batches run before measuring (plans, caches, the connection pool)
@@ -155,6 +161,81 @@ def seed(first: int, last: int, provider_id: int) -> float:
     return time.perf_counter() - started
 
 
+# Stop-list entries spread over the entities, half numbers (of the history's range, so some are hit) and
+# half debtors. 7 is invertible mod 100000, so no two rows of one scope share a number.
+SEED_STOP_LIST = """
+INSERT INTO stop_list_entries (scope, kind, value, reason, created_at, updated_at)
+SELECT 'e:' || ((SELECT min(id) FROM legal_entities) + g % :entities),
+       CASE WHEN g % 2 = 0 THEN 'number' ELSE 'debtor' END,
+       CASE WHEN g % 2 = 0 THEN '+7916' || lpad((g * 7 % 100000)::text, 7, '0') ELSE 'debtor-' || g END,
+       'refused', now(), now()
+FROM generate_series(1, :n) AS g
+ON CONFLICT DO NOTHING;
+ANALYZE stop_list_entries;
+"""
+
+
+def seed_stop_list(n: int) -> float:
+    from sqlalchemy import text
+
+    from smsqueue.db import transaction
+
+    started = time.perf_counter()
+    with transaction() as conn:
+        conn.execute(text(SEED_STOP_LIST), {"n": n, "entities": ENTITIES})
+    return time.perf_counter() - started
+
+
+def candidates_of(rows: list, entities: dict) -> list:
+    """The claim's stop-list candidates for these message rows (as sending._stop_listed makes them)."""
+    from smsqueue.rules import stop_list
+
+    return [
+        stop_list.Candidate(r.pk, stop_list.scopes_of(entities[r.legal_entity_id]), r.recipient, r.debtor)
+        for r in rows
+    ]
+
+
+def measure_stop_list(history: int, batches: int, batch_size: int) -> tuple[list[float], int]:
+    """Seconds per message of the stop-list lookup alone, batch by batch (numbers of the history, each
+    message with a debtor), and how many messages it found stopped."""
+    import random
+
+    from sqlalchemy import select
+
+    from smsqueue.clock import now
+    from smsqueue.db import get_engine
+    from smsqueue.models import LegalEntity
+    from smsqueue.rules import stop_list
+
+    rng = random.Random(history + 1)
+    recipients = max(1, history // MESSAGES_PER_RECIPIENT)
+    engine = get_engine()
+    with engine.connect() as conn:
+        entity_ids = sorted(r.id for r in conn.execute(select(LegalEntity.__table__.c.id)))
+    per_message: list[float] = []
+    hits = 0
+    with engine.connect() as conn:
+        for i in range(batches + WARM_UP):
+            batch = [
+                stop_list.Candidate(
+                    n,
+                    (f"e:{rng.choice(entity_ids)}",),
+                    phone(rng.randrange(recipients)),
+                    f"debtor-{rng.randrange(DEBTORS)}",
+                )
+                for n in range(batch_size)
+            ]
+            started = time.perf_counter()
+            found = stop_list.stopped(conn, batch, now())
+            elapsed = time.perf_counter() - started
+            conn.rollback()
+            if i >= WARM_UP:
+                per_message.append(elapsed / batch_size)
+                hits += len(found)
+    return per_message, hits
+
+
 def table_sizes() -> tuple[int, int]:
     from sqlalchemy import text
 
@@ -180,7 +261,7 @@ def measure(history: int, batches: int, batch_size: int) -> list[float]:
     from smsqueue.db import get_engine
     from smsqueue.messages import NewMessage, insert_messages, messages_t
     from smsqueue.models import LegalEntity
-    from smsqueue.rules import policy
+    from smsqueue.rules import policy, stop_list
 
     rng = random.Random(history)
     recipients = max(1, history // MESSAGES_PER_RECIPIENT)
@@ -198,6 +279,7 @@ def measure(history: int, batches: int, batch_size: int) -> list[float]:
                     legal_entity_id=rng.choice(entity_ids),
                     to=phone(rng.randrange(recipients)),
                     text="bench",
+                    debtor=f"debtor-{rng.randrange(DEBTORS)}",
                     segments=1,
                     encoding="GSM-7",
                 )
@@ -207,9 +289,11 @@ def measure(history: int, batches: int, batch_size: int) -> list[float]:
             rows = list(
                 conn.execute(select(messages_t).where(messages_t.c.pk.in_(pks)).order_by(messages_t.c.pk))
             )
-            pairs = [(row, entities[row.legal_entity_id]) for row in rows]
             started = time.perf_counter()
-            decisions = policy.decide_many(conn, pairs, policy_now())
+            at = policy_now()
+            stopped = stop_list.stopped(conn, candidates_of(rows, entities), at)
+            pairs = [(row, entities[row.legal_entity_id]) for row in rows if row.pk not in stopped]
+            decisions = policy.decide_many(conn, pairs, at)
             elapsed = time.perf_counter() - started
             tx.rollback()
         assert all(isinstance(d, policy.Allow) for d in decisions), decisions
@@ -265,12 +349,22 @@ def main(argv: list[str] | None = None) -> int:
 
         print(f"rules check: policy.decide_many, batches of {args.batch_size}, database {name}")
         seconds = seed(1, SMALL, provider_id)
+        lookups_none, _ = measure_stop_list(SMALL, args.batches, args.batch_size)
         small = report("10k", table_sizes(), seconds, measure(SMALL, args.batches, args.batch_size))
-        seconds = seed(SMALL + 1, LARGE, provider_id)
+        seconds = seed(SMALL + 1, LARGE, provider_id) + seed_stop_list(STOP_ENTRIES)
+        lookups_full, hits = measure_stop_list(SMALL, args.batches, args.batch_size)
         large = report("1M", table_sizes(), seconds, measure(LARGE, args.batches, args.batch_size))
         ratio = large / small
         verdict = "ok" if ratio <= 1.5 else "TOO SLOW"
+        print(f"(the 1M run also has {STOP_ENTRIES:,} stop-list entries, the 10k run none)")
         print(f"ratio 1M / 10k: {ratio:.2f} (must be <= 1.5): {verdict}")
+        none, full = statistics.median(lookups_none), statistics.median(lookups_full)
+        stop_ratio = full / none
+        print(
+            f"stop-list lookup (stop_list.stopped, batches of {args.batch_size}, number and debtor each): "
+            f"{none * 1e6:.1f} us per message with no entries, {full * 1e6:.1f} us with {STOP_ENTRIES:,} "
+            f"({hits} of {len(lookups_full) * args.batch_size} stopped); ratio {stop_ratio:.2f}"
+        )
         return 0 if ratio <= 1.5 else 1
     finally:
         from smsqueue.db import reset_engine

@@ -25,6 +25,11 @@ class EntityInfo:
     callback_url: str | None
     timezone: str
     linked: dict[str, int]  # provider code -> provider id, for the providers linked to it
+    # 137-FZ identification (rules.identification), applied to each message's text on the way in
+    fz_enabled: bool = True
+    fz_identification: str = "off"
+    creditor_name: str | None = None
+    contact_phone: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +46,17 @@ _snapshot: Snapshot | None = None
 
 def _entity_infos(conn: Connection, where: Any = None) -> dict[str, EntityInfo]:
     e, ep, p = LegalEntity.__table__.c, EntityProvider.__table__.c, Provider.__table__.c
-    query = select(e.id, e.code, e.active, e.callback_url, e.timezone)
+    query = select(
+        e.id,
+        e.code,
+        e.active,
+        e.callback_url,
+        e.timezone,
+        e.fz_enabled,
+        e.fz_identification,
+        e.creditor_name,
+        e.contact_phone,
+    )
     links_query = select(ep.legal_entity_id, p.id, p.code).join(Provider.__table__, p.id == ep.provider_id)
     if where is not None:
         query = query.where(where)
@@ -50,7 +65,18 @@ def _entity_infos(conn: Connection, where: Any = None) -> dict[str, EntityInfo]:
     for link in conn.execute(links_query):
         linked.setdefault(link.legal_entity_id, {})[link.code] = link.id
     return {
-        r.code: EntityInfo(r.id, r.code, r.active, r.callback_url, r.timezone, linked.get(r.id, {}))
+        r.code: EntityInfo(
+            r.id,
+            r.code,
+            r.active,
+            r.callback_url,
+            r.timezone,
+            linked.get(r.id, {}),
+            r.fz_enabled,
+            r.fz_identification,
+            r.creditor_name,
+            r.contact_phone,
+        )
         for r in conn.execute(query)
     }
 

@@ -57,6 +57,8 @@ class FieldCode(StrEnum):
     LIMIT_BELOW_SHORTER_PERIOD = "limit_below_shorter_period"
     INVALID_CURSOR = "invalid_cursor"
     DUPLICATE = "duplicate"
+    MISSING_IDENTIFICATION = "missing_identification"  # 137-FZ: the text lacks the creditor or its phone
+    IDENTIFICATION_INCOMPLETE = "identification_incomplete"  # fz.identification without both fields
 
 
 TITLES: dict[int, str] = {

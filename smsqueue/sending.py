@@ -20,7 +20,7 @@ from typing import Any
 
 from sqlalchemy import Connection, select, update
 
-from smsqueue import pauses, ratelimit
+from smsqueue import evidence, pauses, ratelimit
 from smsqueue.clock import now
 from smsqueue.config import settings
 from smsqueue.db import transaction
@@ -36,8 +36,8 @@ from smsqueue.messages import (
 )
 from smsqueue.provider_calls import call_all
 from smsqueue.recording import record
-from smsqueue.rules import policy
-from smsqueue.statuses import Status
+from smsqueue.rules import policy, stop_list
+from smsqueue.statuses import Reason, Status
 
 log = logging.getLogger(__name__)
 m = messages_t.c
@@ -63,6 +63,8 @@ def claim(conn: Connection, pks: Sequence[int], at: datetime, followups: Followu
         return []
     ctx = load_context(conn, (r.legal_entity_id for r in rows))
     probes: dict[int, int] = {}  # provider id -> the pk of the message sent as its probe
+    on_stop_list = _stop_listed(conn, ctx, rows, at)
+    decided: list[evidence.Decided] = []
     candidates: list[tuple[Any, Link]] = []
     for row in rows:
         if row.valid_until is not None and row.valid_until <= at:
@@ -74,6 +76,11 @@ def claim(conn: Connection, pks: Sequence[int], at: datetime, followups: Followu
                 at=at,
                 values={"next_attempt_at": None},
             )
+            continue
+        if row.pk in on_stop_list:
+            # Before any provider, count or token: a stopped message is never sent and never counted.
+            _reject(conn, row, Reason.STOP_LIST, at)
+            decided.append(evidence.Decided(row.pk, evidence.REJECTED, [Reason.STOP_LIST.value]))
             continue
         choice = choose_link(ctx, row, at=at, probe=_probe_claim(conn, at, row.pk, probes))
         if isinstance(choice, Paused):
@@ -100,24 +107,21 @@ def claim(conn: Connection, pks: Sequence[int], at: datetime, followups: Followu
                 at=at,
                 values={"next_attempt_at": None},
             )
+            if choice.status is Status.REJECTED:
+                decided.append(evidence.Decided(row.pk, evidence.REJECTED, [str(choice.reason)]))
             continue
         candidates.append((row, choice))
     admitted = _take_tokens(conn, candidates, at, followups)
+    seen: dict[int, dict[str, int]] = {}
     decisions = policy.decide_many(
-        conn, [(row, ctx.entities[row.legal_entity_id]) for row, _ in admitted], at
+        conn, [(row, ctx.entities[row.legal_entity_id]) for row, _ in admitted], at, seen
     )
     claimed: list[Claimed] = []
     for (row, link), decision in zip(admitted, decisions, strict=True):
+        counts = seen.get(row.pk)
         if isinstance(decision, policy.Reject):
-            transition(
-                conn,
-                row.pk,
-                Status.REJECTED,
-                reason=decision.reason,
-                expected={Status.QUEUED},
-                at=at,
-                values={"next_attempt_at": None},
-            )
+            _reject(conn, row, decision.reason, at)
+            decided.append(evidence.Decided(row.pk, evidence.REJECTED, [decision.reason], counts))
             continue
         if isinstance(decision, policy.Defer):
             until = decision.until if row.valid_until is None else min(decision.until, row.valid_until)
@@ -130,9 +134,14 @@ def claim(conn: Connection, pks: Sequence[int], at: datetime, followups: Followu
                 at=at,
                 values={"send_at": decision.until, "next_attempt_at": until},
             )
+            decided.append(
+                evidence.Decided(row.pk, evidence.DEFERRED, [decision.reason], counts, decision.until)
+            )
             continue
+        decided.append(evidence.Decided(row.pk, evidence.ALLOWED, [], counts))
         probe = probes.get(link.provider.id) == row.pk
         claimed.append(Claimed(row, link, sender_for(row, link), row.attempts + 1, probe=probe))
+    evidence.record_decisions(conn, decided, at)
     _mark_sending(conn, claimed, at)
     return claimed
 
@@ -148,6 +157,32 @@ def _probe_claim(conn: Connection, at: datetime, pk: int, probes: dict[int, int]
         return until
 
     return take
+
+
+def _stop_listed(conn: Connection, ctx: Any, rows: Sequence[Any], at: datetime) -> set[int]:
+    """The claimed rows whose number or debtor is on their entity's stop list: one query for the batch."""
+    return stop_list.stopped(
+        conn,
+        [
+            stop_list.Candidate(
+                r.pk, stop_list.scopes_of(ctx.entities[r.legal_entity_id]), r.recipient, r.debtor
+            )
+            for r in rows
+        ],
+        at,
+    )
+
+
+def _reject(conn: Connection, row: Any, reason: str, at: datetime) -> None:
+    transition(
+        conn,
+        row.pk,
+        Status.REJECTED,
+        reason=reason,
+        expected={Status.QUEUED},
+        at=at,
+        values={"next_attempt_at": None},
+    )
 
 
 def _take_tokens(

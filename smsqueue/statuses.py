@@ -68,6 +68,7 @@ class Reason(StrEnum):
     FZ_DAILY_LIMIT = "fz_daily_limit"
     FZ_WEEKLY_LIMIT = "fz_weekly_limit"
     FZ_MONTHLY_LIMIT = "fz_monthly_limit"
+    STOP_LIST = "stop_list"  # the number or the debtor is on the entity's (or its group's) stop list
     ENTITY_INACTIVE = "entity_inactive"
     PROVIDER_NOT_ALLOWED = "provider_not_allowed"
     NO_PROVIDER_AVAILABLE = "no_provider_available"

@@ -26,6 +26,7 @@ DEFAULT_FZ = {
     "weekend_hours": {"from": "09:00", "to": "20:00"},
     "holidays_as_weekends": True,
     "on_limit": "reject",
+    "identification": "off",
 }
 
 API_EXAMPLE = {
@@ -118,6 +119,8 @@ def test_create_with_only_a_code_takes_the_documented_defaults(client, admin):
         "active": True,
         "timezone": "Europe/Moscow",
         "callback_url": None,
+        "creditor_name": None,
+        "contact_phone": None,
         "send_window": {"from": "09:00", "to": "21:00"},
         "on_window": "defer",
         "fz": DEFAULT_FZ,
@@ -140,6 +143,8 @@ def test_the_api_example_round_trips_and_the_secret_is_masked_afterwards(client,
     assert r.status_code == 201, r.json
     expected = {
         **API_EXAMPLE,
+        "creditor_name": None,
+        "contact_phone": None,
         "webhook_secret": "***",
         "providers": [{"provider": "smsc-main", "priority": 1, "sender": "ACME", "enabled": True}],
     }
@@ -150,7 +155,7 @@ def test_the_api_example_round_trips_and_the_secret_is_masked_afterwards(client,
     assert got.json == expected
     assert list(got.json) == [  # the documented order of fields
         "code", "name", "inn", "active", "timezone", "callback_url", "webhook_secret",
-        "send_window", "on_window", "fz", "providers",
+        "send_window", "on_window", "fz", "providers", "creditor_name", "contact_phone",
     ]  # fmt: skip
 
 
@@ -399,7 +404,10 @@ def test_patch_every_field(client, admin, factory):
             "weekend_hours": {"from": "10:00", "to": "19:00"},
             "holidays_as_weekends": False,
             "on_limit": "defer",
+            "identification": "append",
         },
+        "creditor_name": "OOO Kredit",
+        "contact_phone": "8-800-555-35-35",
         "providers": [
             {"provider": "p2", "sender": "TWO"},
             {"provider": "p1", "priority": 5, "enabled": False},
@@ -569,6 +577,7 @@ def test_fz_get_and_put_replaces_the_settings_whole(client, admin):
         "weekend_hours": {"from": "10:00", "to": "18:00"},
         "holidays_as_weekends": False,
         "on_limit": "defer",
+        "identification": "off",
     }
     r = client.put(f"{BASE}/acme/fz", json=new, headers=admin)
     assert (r.status_code, r.json) == (200, new)

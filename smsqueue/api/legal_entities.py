@@ -45,6 +45,10 @@ BASE = "/api/v1/legal-entities"
 ERRORS: dict[int, Any] = {401: ProblemOut, 403: ProblemOut}
 ADMIN_NOTE = "Admin key only (an entity key gets 403)."
 
+# Entity fields a PATCH copies to the column of the same name as given (null clears the nullable ones).
+NULLABLE_OR_PLAIN = (
+    "name", "inn", "active", "timezone", "callback_url", "on_window", "creditor_name", "contact_phone",
+)  # fmt: skip
 NOT_NULL_ENTITY_FIELDS = ("name", "active", "timezone", "send_window", "on_window", "fz", "providers")
 
 
@@ -74,6 +78,7 @@ def render_fz(entity: LegalEntity) -> dict[str, Any]:
         "weekend_hours": {"from": entity.fz_weekend_from, "to": entity.fz_weekend_to},
         "holidays_as_weekends": entity.fz_holidays_as_weekends,
         "on_limit": entity.fz_on_limit,
+        "identification": entity.fz_identification,
     }
 
 
@@ -90,6 +95,9 @@ def render_entity(session: Session, entity: LegalEntity, webhook_secret: str = M
         "on_window": entity.on_window,
         "fz": render_fz(entity),
         "providers": [render_link(link, p) for link, p in admin.links_of(session, entity)],
+        # v1.1 (137-FZ), after the v1 fields so their documented order stays as it was
+        "creditor_name": entity.creditor_name,
+        "contact_phone": entity.contact_phone,
     }
 
 
@@ -132,6 +140,17 @@ def null_errors(model: Any, fields: tuple[str, ...], prefix: str = "") -> list[F
         for name in fields
         if name in model.model_fields_set and getattr(model, name) is None
     ]
+
+
+def identification_errors_of(entity: LegalEntity, columns: dict[str, Any]) -> list[FieldError]:
+    """The identification setting checked as it will be stored: the changed columns, the others kept."""
+
+    def stored(name: str) -> Any:
+        return columns.get(name, getattr(entity, name))
+
+    return entities.identification_errors(
+        stored("fz_identification"), stored("creditor_name"), stored("contact_phone")
+    )
 
 
 # --- entities -----------------------------------------------------------------------------------------
@@ -186,6 +205,7 @@ def create_entity() -> Response:
     require_admin()
     body = validate(EntityIn, json_object(), also=entities.later_checks)
     errors = entities.limit_errors(body.fz.per_day, body.fz.per_week, body.fz.per_month)
+    errors += entities.identification_errors(body.fz.identification, body.creditor_name, body.contact_phone)
     if errors:
         raise validation_error(errors)
     columns: dict[str, Any] = {
@@ -193,6 +213,8 @@ def create_entity() -> Response:
         "active": body.active,
         "timezone": body.timezone,
         "callback_url": body.callback_url,
+        "creditor_name": body.creditor_name,
+        "contact_phone": body.contact_phone,
         "send_window_from": body.send_window.from_,
         "send_window_to": body.send_window.to,
         "on_window": body.on_window,
@@ -275,7 +297,7 @@ def edit_entity(session: Session, entity: LegalEntity, body: EntityPatch) -> Non
     if body.code is not None and body.code != entity.code:
         errors.append(FieldError("code", FieldCode.INVALID_VALUE, "the code of an entity cannot change"))
     columns: dict[str, Any] = {}
-    for name in ("name", "inn", "active", "timezone", "callback_url", "on_window"):
+    for name in NULLABLE_OR_PLAIN:
         if name in given:
             columns[name] = getattr(body, name)
     if body.send_window is not None:
@@ -285,6 +307,8 @@ def edit_entity(session: Session, entity: LegalEntity, body: EntityPatch) -> Non
         columns.update(entities.fz_columns(fz_settings(body.fz, body.fz.model_fields_set)))
         # the limits are checked as they will be stored: the given ones with the others kept
         errors += entities.limit_errors(*entities.merged_limits(entity, columns))
+    if not fz_nulls:
+        errors += identification_errors_of(entity, columns)
     resolved: list[tuple[entities.LinkItem, Provider]] = []
     if body.providers is not None:
         resolved, link_errors = entities.resolve_link_items(session, link_items(body.providers))
@@ -400,5 +424,9 @@ def put_fz(code: str) -> Response:
     fz = validate(FzIn, json_object(), prefix="")
     with session_scope() as session:
         entity = entity_or_404(session, code, for_update=True)
-        admin.update_entity(session, entity, **entities.fz_columns(fz_settings(fz)))
+        columns = entities.fz_columns(fz_settings(fz))
+        errors = identification_errors_of(entity, columns)
+        if errors:
+            raise validation_error(errors)
+        admin.update_entity(session, entity, **columns)
         return jsonify(render_fz(entity))

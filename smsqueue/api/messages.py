@@ -15,6 +15,7 @@ from sqlalchemy import and_, func, or_, select, text
 from smsqueue import entity_cache, ingest, message_search
 from smsqueue.api.http import json_object, principal, query_args, validate
 from smsqueue.api.schemas import (
+    MAX_TEXT,
     BatchIn,
     BatchItemIn,
     BatchOut,
@@ -33,6 +34,7 @@ from smsqueue.errors import ApiError, Code, FieldCode, FieldError, not_found, pr
 from smsqueue.ids import new_id
 from smsqueue.message_search import CHANGES, MessageFilter, b64, invalid_cursor, unb64
 from smsqueue.messages import NewMessage, NotCancelable, cancel, events_of, messages_t
+from smsqueue.rules import identification
 from smsqueue.segments import count_segments
 from smsqueue.statuses import Status
 from smsqueue.tasks.doorbell import ring_soon
@@ -151,12 +153,13 @@ def prepare(
 ) -> tuple[ingest.Prepared, str]:
     entity = resolve_entity(item.legal_entity, who)
     provider_id = resolve_provider(item.provider, entity)
-    info = count_segments(item.text)
+    text = final_text(item.text, entity)
+    info = count_segments(text)
     new = NewMessage(
         id=new_id(),
         legal_entity_id=entity.id,
         to=item.to,
-        text=item.text,
+        text=text,
         segments=info.segments,
         encoding=info.encoding,
         sender=item.sender,
@@ -172,6 +175,20 @@ def prepare(
     return ingest.Prepared(new, key), entity.code
 
 
+def final_text(text: str, entity: entity_cache.EntityInfo) -> str:
+    """The text to store and send: 137-FZ identification applied (rules.identification), still within
+    the length limit; a 422 on field `text` otherwise."""
+    try:
+        out = identification.identify(text, identification.Identification.of(entity))
+    except identification.MissingIdentification as exc:
+        raise validation_error([FieldError("text", FieldCode.MISSING_IDENTIFICATION, str(exc))]) from None
+    if len(out) > MAX_TEXT:
+        raise validation_error(
+            [FieldError("text", FieldCode.TOO_LONG, f"at most {MAX_TEXT} characters with the identification")]
+        )
+    return out
+
+
 def later_checks(body: Any, invalid: set[str], who: Principal) -> list[FieldError]:
     """The entity and provider checks of `prepare`, for a body whose other fields failed validation."""
     if not isinstance(body, dict) or "legal_entity" in invalid:
@@ -182,14 +199,21 @@ def later_checks(body: Any, invalid: set[str], who: Principal) -> list[FieldErro
     if code is None:
         return [FieldError("legal_entity", FieldCode.REQUIRED, "name the legal entity")]
     entity = entity_cache.entity(code) if isinstance(code, str) else None
+    errors: list[FieldError] = []
+    text = body.get("text")
+    if entity is not None and who.may_use(entity.id) and "text" not in invalid and isinstance(text, str):
+        try:
+            final_text(text, entity)
+        except ApiError as exc:
+            errors += exc.errors or []
     provider = body.get("provider")
     if entity is None or not who.may_use(entity.id) or "provider" in invalid or not isinstance(provider, str):
-        return []  # an unknown or forbidden entity is its own answer (404, 403) once the fields are right
+        return errors  # an unknown or forbidden entity is its own answer (404, 403) once the fields are right
     try:
         resolve_provider(provider, entity)
     except ApiError as exc:
-        return list(exc.errors or [])
-    return []
+        errors += exc.errors or []
+    return errors
 
 
 def idempotency_key() -> str | None:

@@ -25,6 +25,14 @@ MAX_PRIORITY = 1000
 DEFAULT_TIMEZONE = "Europe/Moscow"
 
 OnAction = Literal["defer", "reject"]
+IdentificationMode = Literal["off", "require", "append"]
+IDENTIFICATION_DOC = (
+    "137-FZ: `off`; `require`: a message of an FZ-enabled entity whose text lacks `creditor_name` or "
+    "`contact_phone` is 422 `missing_identification` (field `text`); `append`: "
+    '"\\n<creditor_name>, <contact_phone>" is appended to a text that lacks either, before segment counting '
+    "(the stored and sent text is the appended one; over 1600 characters then: `too_long`). Either needs "
+    "both fields set on the entity (`identification_incomplete`, field `fz.identification`)."
+)
 
 
 def check_code(value: str) -> str:
@@ -160,6 +168,7 @@ class FzIn(Strict):
     on_limit: OnAction = Field(
         "reject", description="At a limit: reject, or defer to the next period with room."
     )
+    identification: IdentificationMode = Field("off", description=IDENTIFICATION_DOC)
 
     @field_validator("per_week")
     @classmethod
@@ -184,6 +193,7 @@ class FzPatch(Strict):
     weekend_hours: HoursIn | None = None
     holidays_as_weekends: bool | None = Field(None, strict=True)
     on_limit: OnAction | None = None
+    identification: IdentificationMode | None = Field(None, description=IDENTIFICATION_DOC)
 
 
 # --- providers of an entity ---------------------------------------------------------------------------
@@ -223,6 +233,12 @@ class _EntityFields(Strict):
     active: bool | None = Field(None, strict=True)
     timezone: IanaZone | None = Field(None, description="IANA zone, e.g. Europe/Moscow.")
     callback_url: CallbackUrl | None = Field(None, description="Default status webhook URL.")
+    creditor_name: str | None = Field(
+        None, min_length=1, max_length=300, description="137-FZ: the creditor (or representative) named."
+    )
+    contact_phone: str | None = Field(
+        None, min_length=1, max_length=32, description="137-FZ: a phone to reach it, as it is to be shown."
+    )
 
     @field_validator("inn")
     @classmethod
@@ -310,6 +326,7 @@ class FzOut(BaseModel):
     weekend_hours: WindowOut
     holidays_as_weekends: bool
     on_limit: OnAction
+    identification: IdentificationMode
 
 
 class LinkOut(BaseModel):
@@ -330,6 +347,8 @@ class EntityOut(BaseModel):
     active: bool
     timezone: str
     callback_url: str | None
+    creditor_name: str | None
+    contact_phone: str | None
     webhook_secret: str = Field(description='In clear in the 201 of a creation only; "***" afterwards.')
     send_window: WindowOut
     on_window: OnAction

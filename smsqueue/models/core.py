@@ -54,6 +54,11 @@ class LegalEntity(Base):
     fz_weekend_to: Mapped[str] = mapped_column(String(5), default=law.WEEKEND_HOURS[1])
     fz_holidays_as_weekends: Mapped[bool] = mapped_column(Boolean, default=True)
     fz_on_limit: Mapped[str] = mapped_column(String(8), default="reject")
+    # 137-FZ: who the messages come from and a phone to reach them; `fz_identification` (off | require |
+    # append) says whether a message must name them or gets them appended (rules.identification).
+    creditor_name: Mapped[str | None] = mapped_column(String(300))
+    contact_phone: Mapped[str | None] = mapped_column(String(32))
+    fz_identification: Mapped[str] = mapped_column(String(8), default="off", server_default="off")
     created_at: Mapped[datetime] = mapped_column(default=now)
     updated_at: Mapped[datetime] = mapped_column(default=now, onupdate=now)
 
@@ -143,6 +148,9 @@ class Message(Base):
         ),
         Index("ix_messages_entity_recipient", "legal_entity_id", "recipient"),
         Index(
+            "ix_messages_entity_debtor", "legal_entity_id", "debtor", **partial_index("debtor IS NOT NULL")
+        ),
+        Index(
             "ix_messages_provider_message",
             "provider_id",
             "provider_message_id",
@@ -180,6 +188,9 @@ class Message(Base):
     recipient_timezone: Mapped[str | None] = mapped_column(String(64))
     callback_url: Mapped[str | None] = mapped_column(Text)
     reference: Mapped[str | None] = mapped_column(String(128))
+    # The caller's id of the person the message is about (API.md "Debtors"); the stop list and the
+    # evidence look messages up by it.
+    debtor: Mapped[str | None] = mapped_column(String(128))
     idempotency_key: Mapped[str | None] = mapped_column(String(255))
     request_hash: Mapped[str | None] = mapped_column(String(64))
     # Sending state: attempts on the current provider, providers given up on, when it is next due

@@ -16,7 +16,7 @@ from smsqueue import law
 from smsqueue.db import session_scope
 from smsqueue.errors import FieldCode, FieldError
 from smsqueue.models import EntityProvider, LegalEntity, Provider
-from smsqueue.rules import admin, limits
+from smsqueue.rules import admin, identification, limits
 from smsqueue.rules.check import Assessment, EntityRules, assess, recipient_zone
 
 # 230-FZ setting -> column of legal_entities
@@ -27,6 +27,7 @@ FZ_COLUMNS = {
     "per_month": "fz_per_month",
     "holidays_as_weekends": "fz_holidays_as_weekends",
     "on_limit": "fz_on_limit",
+    "identification": "fz_identification",
 }
 # 230-FZ hours setting ({"from": "HH:MM", "to": "HH:MM"}) -> its two columns
 FZ_HOURS_COLUMNS = {
@@ -78,6 +79,21 @@ def limit_errors(per_day: int, per_week: int, per_month: int, prefix: str = "fz.
             )
         )
     return errors
+
+
+def identification_errors(
+    mode: str, creditor_name: str | None, contact_phone: str | None
+) -> list[FieldError]:
+    """137-FZ identification needs both fields to name the creditor with (as they will be stored)."""
+    if not identification.incomplete(mode, creditor_name, contact_phone):
+        return []
+    return [
+        FieldError(
+            "fz.identification",
+            FieldCode.IDENTIFICATION_INCOMPLETE,
+            f"{mode!r} needs both creditor_name and contact_phone set on the entity",
+        )
+    ]
 
 
 # --- the providers an entity body names ---------------------------------------------------------------

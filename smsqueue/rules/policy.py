@@ -24,7 +24,12 @@ from smsqueue.rules.check import decide as decide_rules
 __all__ = ["Allow", "Decision", "Defer", "Reject", "decide_many", "release"]
 
 
-def decide_many(conn: Connection, items: Sequence[tuple[Any, Any]], at: datetime) -> list[Decision]:
+def decide_many(
+    conn: Connection,
+    items: Sequence[tuple[Any, Any]],
+    at: datetime,
+    seen: dict[int, dict[str, int]] | None = None,
+) -> list[Decision]:
     """The rules' answers for the messages a send task is about to claim, in order: each item is a
     (`messages` row, `legal_entities` row) pair. Runs in the claim transaction: whatever it counts and
     locks commits (or rolls back) with the claim itself.
@@ -33,7 +38,10 @@ def decide_many(conn: Connection, items: Sequence[tuple[Any, Any]], at: datetime
     pairs (in one global order, so concurrent batches cannot deadlock), one to take their pending
     releases, one to read their counters, one upsert of what the batch counts (and one UPDATE when there
     were releases), and one UPDATE per distinct local day to mark the counted messages.
-    Messages of one number in one batch are judged in order, each seeing those before it."""
+    Messages of one number in one batch are judged in order, each seeing those before it.
+
+    `seen`, when given, gets the counts each message of an active entity was judged by (by pk): the
+    evidence records them as they were, before this message counted."""
     if not items:
         return []
     prepared = []
@@ -55,6 +63,8 @@ def decide_many(conn: Connection, items: Sequence[tuple[Any, Any]], at: datetime
     decisions: list[Decision] = []
     counted: dict[int, date] = {}
     for message, entity_id, rules, tz in prepared:
+        if seen is not None and rules.active:
+            seen[message.pk] = dict(cache.counts_at(entity_id, message.recipient, at, tz))
         decision = decide_rules(
             rules, at, tz, lambda t, e=entity_id, r=message.recipient, z=tz: cache.counts_at(e, r, t, z)
         )
