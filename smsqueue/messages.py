@@ -46,6 +46,9 @@ class NewMessage:
     reference: str | None = None
     idempotency_key: str | None = None
     request_hash: str | None = None
+    template: str | None = None
+    job_id: uuid.UUID | None = None
+    job_row: int | None = None
 
     def initial_status(self, at: datetime) -> Status:
         return Status.SCHEDULED if self.send_at is not None and self.send_at > at else Status.QUEUED
@@ -142,6 +145,9 @@ def _rows(items: Sequence[NewMessage], at: datetime) -> tuple[list[dict[str, Any
                 "reference": item.reference,
                 "idempotency_key": item.idempotency_key,
                 "request_hash": item.request_hash,
+                "template": item.template,
+                "job_id": item.job_id,
+                "job_row": item.job_row,
                 "attempts": 0,
                 "next_attempt_at": _due_at(status, item.send_at, item.valid_until, at),
                 "ring_at": ring_after_grace(at) if status is Status.QUEUED else None,
@@ -182,8 +188,9 @@ _MESSAGE_COLUMNS = (
     "id", "legal_entity_id", "recipient", "text", "sender", "requested_provider_id", "status", "reason",
     "segments", "encoding", "send_at", "valid_until", "recipient_timezone", "callback_url", "reference",
     "idempotency_key", "request_hash", "attempts", "next_attempt_at", "ring_at", "status_checks",
-    "event_seq", "created_at", "updated_at",
+    "event_seq", "created_at", "updated_at", "template", "job_id", "job_row",
 )  # fmt: skip
+_UUID_COLUMNS = frozenset({"id", "job_id"})
 # Accepting messages is the API's hot path. On PostgreSQL the messages and their first events go in one
 # statement (one round trip, whatever the batch size), as plain SQL: SQLAlchemy's statement machinery
 # costs more than the insert itself. Rows come back keyed by id (RETURNING order is not guaranteed).
@@ -196,14 +203,18 @@ _INSERT_PG = (
     "CASE WHEN callback_url IS NULL THEN NULL ELSE created_at END, 0 FROM m) "
     "SELECT pk, id::text FROM m"
 )
-_VALUES_TEMPLATE = "(" + ", ".join("%s::uuid" if c == "id" else "%s" for c in _MESSAGE_COLUMNS) + ")"
+_VALUES_TEMPLATE = "(" + ", ".join("%s::uuid" if c in _UUID_COLUMNS else "%s" for c in _MESSAGE_COLUMNS) + ")"
+
+
+def _params(row: dict[str, Any]) -> tuple[Any, ...]:
+    """A row's values in _MESSAGE_COLUMNS order, UUIDs as text (psycopg2 adapts no UUID by default)."""
+    return tuple(
+        (None if row[c] is None else str(row[c])) if c in _UUID_COLUMNS else row[c] for c in _MESSAGE_COLUMNS
+    )
 
 
 def _values(cursor: Any, rows: list[dict[str, Any]]) -> str:
-    return b",".join(
-        cursor.mogrify(_VALUES_TEMPLATE, tuple(str(r["id"]) if c == "id" else r[c] for c in _MESSAGE_COLUMNS))
-        for r in rows
-    ).decode()
+    return b",".join(cursor.mogrify(_VALUES_TEMPLATE, _params(r)) for r in rows).decode()
 
 
 _INSERT_ONE = prepare(
@@ -211,7 +222,9 @@ _INSERT_ONE = prepare(
     _INSERT_PG.replace(
         "%s",
         "("
-        + ", ".join(f"${i}" + ("::uuid" if c == "id" else "") for i, c in enumerate(_MESSAGE_COLUMNS, 1))
+        + ", ".join(
+            f"${i}" + ("::uuid" if c in _UUID_COLUMNS else "") for i, c in enumerate(_MESSAGE_COLUMNS, 1)
+        )
         + ")",
         1,
     ),
@@ -226,9 +239,7 @@ def insert_messages_raw(cursor: Any, items: Sequence[NewMessage], at: datetime) 
         return []
     rows, statuses = _rows(items, at)
     if len(rows) == 1:
-        cursor.execute(
-            _EXECUTE_ONE, tuple(str(rows[0]["id"]) if c == "id" else rows[0][c] for c in _MESSAGE_COLUMNS)
-        )
+        cursor.execute(_EXECUTE_ONE, _params(rows[0]))
     else:
         cursor.execute(_INSERT_PG.replace("%s", _values(cursor, rows).replace("%", "%%"), 1), ())
     pks = {ident: pk for pk, ident in cursor.fetchall()}

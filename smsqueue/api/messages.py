@@ -12,7 +12,7 @@ from flask import Blueprint, Response, jsonify, request
 from pydantic import ValidationError
 from sqlalchemy import and_, func, or_, select, text
 
-from smsqueue import entity_cache, ingest, message_search
+from smsqueue import entity_cache, ingest, message_search, template_store
 from smsqueue.api.http import json_object, principal, query_args, validate
 from smsqueue.api.schemas import (
     BatchIn,
@@ -36,6 +36,7 @@ from smsqueue.messages import NewMessage, NotCancelable, cancel, events_of, mess
 from smsqueue.segments import count_segments
 from smsqueue.statuses import Status
 from smsqueue.tasks.doorbell import ring_soon
+from smsqueue.templates import TemplateError
 
 bp = Blueprint("messages", __name__)
 m = messages_t.c
@@ -74,6 +75,8 @@ def render(row: Any, events: list[dict[str, Any]] | None = None) -> dict[str, An
         "recipient_timezone": row.recipient_timezone,
         "callback_url": row.callback_url,
         "reference": row.reference,
+        "template": row.template,
+        "job": str(row.job_id) if row.job_id is not None else None,
         "created_at": iso(row.created_at),
         "updated_at": iso(row.updated_at),
     }
@@ -102,6 +105,8 @@ def render_new(new: NewMessage, status: Status, entity_code: str, at: datetime) 
         "recipient_timezone": new.recipient_timezone,
         "callback_url": new.callback_url,
         "reference": new.reference,
+        "template": new.template,
+        "job": str(new.job_id) if new.job_id is not None else None,
         "created_at": stamp,
         "updated_at": stamp,
         "events": [{"status": status.value, "at": stamp, "reason": None}],
@@ -151,12 +156,14 @@ def prepare(
 ) -> tuple[ingest.Prepared, str]:
     entity = resolve_entity(item.legal_entity, who)
     provider_id = resolve_provider(item.provider, entity)
-    info = count_segments(item.text)
+    text = item.text if item.template is None else template_text(entity.id, item.template, item.variables)
+    info = count_segments(text)
     new = NewMessage(
         id=new_id(),
         legal_entity_id=entity.id,
         to=item.to,
-        text=item.text,
+        text=text,
+        template=item.template,
         segments=info.segments,
         encoding=info.encoding,
         sender=item.sender,
@@ -170,6 +177,17 @@ def prepare(
         request_hash=ingest.request_hash(entity.code, body) if key is not None else None,
     )
     return ingest.Prepared(new, key), entity.code
+
+
+def template_text(entity_id: int, code: str, variables: dict[str, str] | None) -> str:
+    """The text of a message sent with a template: rendered, and held to the rules of `text`."""
+    found = template_store.get(entity_id, code)
+    if found is None:
+        raise validation_error([FieldError("template", FieldCode.NOT_FOUND, f"no template {code!r}")])
+    try:
+        return ingest.rendered_text(found.text, variables or {})
+    except TemplateError as exc:
+        raise validation_error(exc.errors) from None
 
 
 def later_checks(body: Any, invalid: set[str], who: Principal) -> list[FieldError]:
