@@ -442,21 +442,26 @@ def cancel(conn: Connection, pk: int, at: datetime | None = None) -> Moved | Non
     """Cancel a queued or scheduled message. None if it was canceled already; NotCancelable otherwise.
 
     The compare-and-set races safely with a worker's claim: only one of them moves the row."""
-    moved = transition(
+    moved = cancel_many(conn, [pk], at)
+    if moved:
+        return moved[0]
+    status = conn.execute(select(messages_t.c.status).where(messages_t.c.pk == pk)).scalar_one()
+    if status == Status.CANCELED:
+        return None
+    raise NotCancelable(Status(status))
+
+
+def cancel_many(conn: Connection, pks: Sequence[int], at: datetime | None = None) -> list[Moved]:
+    """Cancel those of these messages that are still queued or scheduled (a job's cancel)."""
+    return transition_many(
         conn,
-        pk,
+        pks,
         Status.CANCELED,
         reason=Reason.CANCELED_BY_CLIENT,
         expected=CANCELABLE,
         at=at,
         values={"next_attempt_at": None},
     )
-    if moved is not None:
-        return moved
-    status = conn.execute(select(messages_t.c.status).where(messages_t.c.pk == pk)).scalar_one()
-    if status == Status.CANCELED:
-        return None
-    raise NotCancelable(Status(status))
 
 
 # --- queries ------------------------------------------------------------------------------------------

@@ -1,5 +1,7 @@
 """Templates: CRUD, the placeholder syntax and its errors, messages and batch items sent with one."""
 
+# ruff: noqa: RUF001 - Cyrillic texts on purpose
+
 from __future__ import annotations
 
 import pytest

@@ -10,6 +10,7 @@ def register_blueprints(app: Flask) -> None:
         dlr,
         docs,
         entity_providers,
+        jobs,
         legal_entities,
         messages,
         ops,
@@ -20,6 +21,7 @@ def register_blueprints(app: Flask) -> None:
 
     for module in (
         messages,
+        jobs,
         providers,
         dlr,
         legal_entities,

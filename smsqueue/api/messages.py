@@ -12,7 +12,7 @@ from flask import Blueprint, Response, jsonify, request
 from pydantic import ValidationError
 from sqlalchemy import and_, func, or_, select, text
 
-from smsqueue import entity_cache, ingest, message_search, template_store
+from smsqueue import entity_cache, ingest, jobs, message_search, template_store
 from smsqueue.api.http import json_object, principal, query_args, validate
 from smsqueue.api.schemas import (
     BatchIn,
@@ -489,6 +489,12 @@ def list_messages() -> Response:
         entity_ids = [info.id]
     elif not who.is_admin:
         entity_ids = sorted(who.entity_ids)
+    job_id = None
+    if q.job is not None:
+        job_id = _job_id(q.job, who)
+        if job_id is None:
+            empty = None if q.updated_after is None else q.cursor or encode_change_cursor(0, 0)
+            return jsonify({"items": [], "next_cursor": empty})
     conditions = message_search.conditions(
         MessageFilter(
             entity_ids=entity_ids,
@@ -497,6 +503,7 @@ def list_messages() -> Response:
             reference=q.reference,
             created_after=q.created_after,
             created_before=q.created_before,
+            job_id=job_id,
         )
     )
     if q.updated_after is not None or is_change_cursor(q.cursor):
@@ -504,6 +511,16 @@ def list_messages() -> Response:
     with transaction() as conn:
         page = message_search.newest_first(conn, conditions, q.cursor, q.limit)
     return jsonify({"items": [render(r) for r in page.rows], "next_cursor": page.next_cursor})
+
+
+def _job_id(value: str, who: Principal) -> uuid.UUID | None:
+    """The `job` filter's job, if it is one this key may read (else the list is empty)."""
+    try:
+        ident = uuid.UUID(value)
+    except ValueError:
+        raise validation_error([FieldError("job", FieldCode.INVALID_VALUE, "not a job id")]) from None
+    job = jobs.find(ident)
+    return ident if job is not None and who.may_use(job.legal_entity_id) else None
 
 
 def _list_changes(conditions: list[Any], q: MessageListQuery) -> Response:

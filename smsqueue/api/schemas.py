@@ -115,6 +115,23 @@ def check_text(value: str) -> str:
     return value
 
 
+def check_send_at(value: datetime) -> datetime:
+    current = now()
+    if value < current:
+        raise PydanticCustomError(FieldCode.IN_PAST, "must not be in the past")
+    if value > current + MAX_SCHEDULE_AHEAD:
+        raise PydanticCustomError(FieldCode.TOO_FAR_AHEAD, "at most 30 days ahead")
+    return value
+
+
+def check_valid_until(value: datetime, send_at: datetime | None) -> datetime:
+    if value <= now():
+        raise PydanticCustomError(FieldCode.IN_PAST, "must be in the future")
+    if send_at is not None and value <= send_at:
+        raise PydanticCustomError(FieldCode.INVALID_VALUE, "must be after send_at")
+    return value
+
+
 # --- messages in --------------------------------------------------------------------------------------
 
 
@@ -201,26 +218,12 @@ class MessageIn(Strict):
     @field_validator("send_at")
     @classmethod
     def _send_at(cls, value: datetime | None) -> datetime | None:
-        if value is None:
-            return None
-        current = now()
-        if value < current:
-            raise PydanticCustomError(FieldCode.IN_PAST, "must not be in the past")
-        if value > current + MAX_SCHEDULE_AHEAD:
-            raise PydanticCustomError(FieldCode.TOO_FAR_AHEAD, "at most 30 days ahead")
-        return value
+        return None if value is None else check_send_at(value)
 
     @field_validator("valid_until")
     @classmethod
     def _valid_until(cls, value: datetime | None, info: ValidationInfo) -> datetime | None:
-        if value is None:
-            return None
-        if value <= now():
-            raise PydanticCustomError(FieldCode.IN_PAST, "must be in the future")
-        send_at = info.data.get("send_at")
-        if send_at is not None and value <= send_at:
-            raise PydanticCustomError(FieldCode.INVALID_VALUE, "must be after send_at")
-        return value
+        return None if value is None else check_valid_until(value, info.data.get("send_at"))
 
 
 class BatchItemIn(MessageIn):
