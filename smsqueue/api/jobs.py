@@ -9,6 +9,7 @@ from typing import IO, Any
 
 from flask import Blueprint, Response, jsonify, request
 from pydantic import Field, field_validator
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from smsqueue import entity_cache, job_files, job_rows, jobs, template_store
 from smsqueue.api.http import principal, query_args, validate
@@ -209,7 +210,7 @@ def create_job() -> Response:
         )
     except (job_files.CsvProblem, job_rows.HeaderProblem) as exc:
         raise _invalid_csv(str(exc)) from None
-    except job_files.TooLarge:
+    except (job_files.TooLarge, RequestEntityTooLarge):  # the latter: a chunked body over the limit
         raise _too_large() from None
     ring_job(job.pk)
     response = jsonify(render_job(job, {}))
