@@ -281,3 +281,19 @@ def test_a_job_canceled_while_it_runs_stores_no_more_rows(client, headers, monke
         settings.cache_clear()
     got = client.get(f"/api/v1/jobs/{r.json['id']}", headers=headers).json
     assert got["status"] == "canceled" and got["accepted"] == 10 and got["by_status"] == {"canceled": 10}
+
+
+def test_a_large_batch_goes_in_by_copy_with_tabs_backslashes_and_newlines_intact(client, headers):
+    from smsqueue.messages import COPY_FROM
+
+    text = 'таб\tслэш\\N "кавычки"\nвторая строка'
+    quoted = '"' + text.replace('"', '""') + '"'
+    rows = "".join(f"+7916{i:07d},{quoted},r{i}\n" for i in range(COPY_FROM + 10))
+    r = post(client, headers, ("to,text,reference\n" + rows).encode())
+    run(r.json["id"])
+    got = client.get(f"/api/v1/jobs/{r.json['id']}", headers=headers).json
+    assert (got["accepted"], got["invalid"]) == (COPY_FROM + 10, 0)
+    items = messages(client, headers, r.json["id"])
+    assert {m["text"] for m in items} == {text} and {m["template"] for m in items} == {None}
+    full = client.get(f"/api/v1/messages/{items[0]['id']}", headers=headers).json
+    assert [e["status"] for e in full["events"]] == ["queued"] and full["job"] == r.json["id"]
