@@ -13,6 +13,7 @@ import csv
 import logging
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import IO, Any
 
@@ -162,27 +163,41 @@ def run(job_pk: int) -> Iterator[list[int]]:
     size = max(1, settings().job_batch_rows)
     batch: list[tuple[int, list[str]]] = []
     consumed = 0
-    try:
-        for values in job_files.records(job_pk, job.delimiter):
-            consumed += 1
-            if consumed <= progress.next_row:
-                continue  # committed before a restart
-            batch.append((consumed + 1, values))  # row numbers count the header as row 1
-            if len(batch) >= size:
-                yield _commit(lay, progress, batch, consumed, final=False)
-                batch = []
-        yield _commit(lay, progress, batch, consumed, final=True)
-    except csv.Error as exc:
-        # Only a cell over the size limit gets here (the reader is lenient otherwise): the rest of
-        # the file cannot be read reliably, so the job fails with that row listed.
-        _fail(progress, consumed + 2, str(exc))
-    except (JobStopped, IntegrityError):
-        log.info("job %s stopped (canceled, or taken on elsewhere)", job.id)
+    # Rows are checked here while the batch before is stored by the writer thread (the database's
+    # work and ours overlap); batches are stored one after the other, in order.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="job-writer") as writer:
+        pending: Future[list[int]] | None = None
+        try:
+            for values in job_files.records(job_pk, job.delimiter):
+                consumed += 1
+                if consumed <= progress.next_row:
+                    continue  # committed before a restart
+                batch.append((consumed + 1, values))  # row numbers count the header as row 1
+                if len(batch) >= size:
+                    checked = _check_rows(lay, batch)
+                    if pending is not None:
+                        yield pending.result()
+                    pending = writer.submit(_store, lay, progress, checked, consumed, False)
+                    batch = []
+            checked = _check_rows(lay, batch)
+            if pending is not None:
+                yield pending.result()
+                pending = None
+            yield _store(lay, progress, checked, consumed, True)
+        except csv.Error as exc:
+            # Only a cell over the size limit gets here (the reader is lenient otherwise): the rest of
+            # the file cannot be read reliably, so the job fails with that row listed.
+            if pending is not None:
+                yield pending.result()
+            _fail(progress, consumed + 2, str(exc))
+        except (JobStopped, IntegrityError):
+            log.info("job %s stopped (canceled, or taken on elsewhere)", job.id)
 
 
-def _commit(
-    lay: job_rows.Layout, progress: _Progress, batch: list[tuple[int, list[str]]], upto: int, *, final: bool
-) -> list[int]:
+_Checked = tuple[list[ingest.Prepared], list[tuple[int, FieldError]]]
+
+
+def _check_rows(lay: job_rows.Layout, batch: list[tuple[int, list[str]]]) -> _Checked:
     prepared: list[ingest.Prepared] = []
     bad: list[tuple[int, FieldError]] = []
     for row, values in batch:
@@ -193,6 +208,13 @@ def _commit(
             bad.extend((row, e) for e in result)
         else:
             prepared.append(result)
+    return prepared, bad
+
+
+def _store(lay: job_rows.Layout, progress: _Progress, checked: _Checked, upto: int, final: bool) -> list[int]:
+    """Store a checked batch with its errors and the job's progress, in one transaction (after the
+    batch before it has committed, so that duplicate references across batches are seen)."""
+    prepared, bad = checked
     prepared = _drop_duplicate_references(lay, prepared, bad)
     bad_rows = len({row for row, _ in bad})
     at = now()
