@@ -11,9 +11,9 @@ from flask import Blueprint, Response, jsonify, request
 from pydantic import Field, field_validator
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from smsqueue import entity_cache, job_files, job_rows, jobs, template_store
+from smsqueue import entity_cache, job_files, job_rows, jobs
 from smsqueue.api.http import principal, query_args, validate
-from smsqueue.api.messages import resolve_entity
+from smsqueue.api.messages import resolve_entity, stored_template
 from smsqueue.api.schemas import CallbackUrl, ProblemOut, Strict, Timestamp, check_send_at
 from smsqueue.api.spec import route
 from smsqueue.auth import Principal
@@ -145,15 +145,6 @@ def _upload() -> tuple[dict[str, Any], IO[bytes]]:
     raise ApiError(415, Code.UNSUPPORTED_MEDIA_TYPE, "send the CSV as text/csv, or as multipart/form-data")
 
 
-def _template_text(entity_id: int, code: str | None) -> str | None:
-    if code is None:
-        return None
-    found = template_store.get(entity_id, code)
-    if found is None:
-        raise validation_error([FieldError("template", FieldCode.NOT_FOUND, f"no template {code!r}")])
-    return found.text
-
-
 @route(
     bp,
     "POST",
@@ -195,7 +186,7 @@ def create_job() -> Response:
     fields, stream = _upload()
     params = validate(JobParams, fields)
     entity = resolve_entity(params.legal_entity, who)
-    template_text = _template_text(entity.id, params.template)
+    template_text = None if params.template is None else stored_template(entity.id, params.template)
     try:
         header = job_files.read_header(stream)
         job = jobs.create(

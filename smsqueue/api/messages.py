@@ -179,13 +179,18 @@ def prepare(
     return ingest.Prepared(new, key), entity.code
 
 
-def template_text(entity_id: int, code: str, variables: dict[str, str] | None) -> str:
-    """The text of a message sent with a template: rendered, and held to the rules of `text`."""
+def stored_template(entity_id: int, code: str) -> str:
+    """The text of the entity's template `code`, or 422 (field `template`, not_found)."""
     found = template_store.get(entity_id, code)
     if found is None:
         raise validation_error([FieldError("template", FieldCode.NOT_FOUND, f"no template {code!r}")])
+    return found.text
+
+
+def template_text(entity_id: int, code: str, variables: dict[str, str] | None) -> str:
+    """The text of a message sent with a template: rendered, and held to the rules of `text`."""
     try:
-        return ingest.rendered_text(found.text, variables or {})
+        return ingest.rendered_text(stored_template(entity_id, code), variables or {})
     except TemplateError as exc:
         raise validation_error(exc.errors) from None
 
