@@ -232,7 +232,7 @@ def schemathesis_run(base: str, key: str, config: Path, *filters: str, examples:
         cmd,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=300,  # ~45 operations on a busy 2-core machine
         env={**os.environ, "NO_COLOR": "1"},
         cwd=config.parent,
     )
