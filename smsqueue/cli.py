@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+from smsqueue import send_csv
 from smsqueue.logs import configure_logging
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -165,7 +166,7 @@ def cmd_dev(args: argparse.Namespace) -> int:
             "--concurrency",
             "2",
             "-Q",
-            "send,status,webhooks,periodic",
+            "send,status,webhooks,periodic,jobs",
         ],
         "beat": [*celery, "beat", "--loglevel", "INFO", "-s", str(data / "celerybeat-schedule")],
     }
@@ -221,6 +222,8 @@ def parser() -> argparse.ArgumentParser:
         add_help=False,
         help="a local provider that speaks a provider's wire format (--kind, --port)",
     )
+
+    send_csv.add_parser(sub)
 
     dev = sub.add_parser("dev", help="run web, worker, beat and the simulators together (make run)")
     dev.add_argument(

@@ -81,6 +81,10 @@ class Settings:
     webhook_per_receiver: int = 16  # at most this many POSTs in flight to one receiver (origin)
     webhook_breaker_threshold: int = 3  # consecutive failures that make a receiver wait (circuit open)
     webhook_secret_grace: float = 24 * 3600.0  # the previous webhook secret still signs this long
+    # CSV jobs: rows per transaction, and how long a worker's hold on a job lasts unless renewed (each
+    # batch renews it; a job whose hold ran out is resumed by the sweep on another worker)
+    job_batch_rows: int = 5000
+    job_lease_seconds: float = 30.0
 
     @property
     def broker_is_redis(self) -> bool:
@@ -123,6 +127,8 @@ def load_settings() -> Settings:
         webhook_per_receiver=_int("SMSQUEUE_WEBHOOK_PER_RECEIVER", 16),
         webhook_breaker_threshold=_int("SMSQUEUE_WEBHOOK_BREAKER_THRESHOLD", 3),
         webhook_secret_grace=_float("SMSQUEUE_WEBHOOK_SECRET_GRACE_SECONDS", 24 * 3600.0),
+        job_batch_rows=_int("SMSQUEUE_JOB_BATCH_ROWS", 5000),
+        job_lease_seconds=_float("SMSQUEUE_JOB_LEASE_SECONDS", 30.0),
     )
 
 

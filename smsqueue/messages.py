@@ -47,6 +47,9 @@ class NewMessage:
     idempotency_key: str | None = None
     request_hash: str | None = None
     debtor: str | None = None
+    template: str | None = None
+    job_id: uuid.UUID | None = None
+    job_row: int | None = None
 
     def initial_status(self, at: datetime) -> Status:
         return Status.SCHEDULED if self.send_at is not None and self.send_at > at else Status.QUEUED
@@ -144,6 +147,9 @@ def _rows(items: Sequence[NewMessage], at: datetime) -> tuple[list[dict[str, Any
                 "debtor": item.debtor,
                 "idempotency_key": item.idempotency_key,
                 "request_hash": item.request_hash,
+                "template": item.template,
+                "job_id": item.job_id,
+                "job_row": item.job_row,
                 "attempts": 0,
                 "next_attempt_at": _due_at(status, item.send_at, item.valid_until, at),
                 "ring_at": ring_after_grace(at) if status is Status.QUEUED else None,
@@ -163,7 +169,11 @@ def insert_messages(conn: Connection, items: Sequence[NewMessage], at: datetime 
     at = at or clock_now()
     rows, statuses = _rows(items, at)
     if conn.dialect.name == "postgresql":
-        pks = _insert_postgres(conn, rows)
+        pks = (
+            _copy_postgres(conn, rows, statuses, items, at)
+            if len(rows) >= COPY_FROM
+            else _insert_postgres(conn, rows)
+        )
         return [Moved(pk, item.id, 1, status) for pk, status, item in zip(pks, statuses, items, strict=True)]
     if len(rows) == 1:
         pks = [conn.execute(insert(messages_t).returning(messages_t.c.pk), rows[0]).scalar_one()]
@@ -184,8 +194,9 @@ _MESSAGE_COLUMNS = (
     "id", "legal_entity_id", "recipient", "text", "sender", "requested_provider_id", "status", "reason",
     "segments", "encoding", "send_at", "valid_until", "recipient_timezone", "callback_url", "reference",
     "debtor", "idempotency_key", "request_hash", "attempts", "next_attempt_at", "ring_at", "status_checks",
-    "event_seq", "created_at", "updated_at",
+    "event_seq", "created_at", "updated_at", "template", "job_id", "job_row",
 )  # fmt: skip
+_UUID_COLUMNS = frozenset({"id", "job_id"})
 # Accepting messages is the API's hot path. On PostgreSQL the messages and their first events go in one
 # statement (one round trip, whatever the batch size), as plain SQL: SQLAlchemy's statement machinery
 # costs more than the insert itself. Rows come back keyed by id (RETURNING order is not guaranteed).
@@ -198,14 +209,18 @@ _INSERT_PG = (
     "CASE WHEN callback_url IS NULL THEN NULL ELSE created_at END, 0 FROM m) "
     "SELECT pk, id::text FROM m"
 )
-_VALUES_TEMPLATE = "(" + ", ".join("%s::uuid" if c == "id" else "%s" for c in _MESSAGE_COLUMNS) + ")"
+_VALUES_TEMPLATE = "(" + ", ".join("%s::uuid" if c in _UUID_COLUMNS else "%s" for c in _MESSAGE_COLUMNS) + ")"
+
+
+def _params(row: dict[str, Any]) -> tuple[Any, ...]:
+    """A row's values in _MESSAGE_COLUMNS order, UUIDs as text (psycopg2 adapts no UUID by default)."""
+    return tuple(
+        (None if row[c] is None else str(row[c])) if c in _UUID_COLUMNS else row[c] for c in _MESSAGE_COLUMNS
+    )
 
 
 def _values(cursor: Any, rows: list[dict[str, Any]]) -> str:
-    return b",".join(
-        cursor.mogrify(_VALUES_TEMPLATE, tuple(str(r["id"]) if c == "id" else r[c] for c in _MESSAGE_COLUMNS))
-        for r in rows
-    ).decode()
+    return b",".join(cursor.mogrify(_VALUES_TEMPLATE, _params(r)) for r in rows).decode()
 
 
 _INSERT_ONE = prepare(
@@ -213,7 +228,9 @@ _INSERT_ONE = prepare(
     _INSERT_PG.replace(
         "%s",
         "("
-        + ", ".join(f"${i}" + ("::uuid" if c == "id" else "") for i, c in enumerate(_MESSAGE_COLUMNS, 1))
+        + ", ".join(
+            f"${i}" + ("::uuid" if c in _UUID_COLUMNS else "") for i, c in enumerate(_MESSAGE_COLUMNS, 1)
+        )
         + ")",
         1,
     ),
@@ -228,9 +245,7 @@ def insert_messages_raw(cursor: Any, items: Sequence[NewMessage], at: datetime) 
         return []
     rows, statuses = _rows(items, at)
     if len(rows) == 1:
-        cursor.execute(
-            _EXECUTE_ONE, tuple(str(rows[0]["id"]) if c == "id" else rows[0][c] for c in _MESSAGE_COLUMNS)
-        )
+        cursor.execute(_EXECUTE_ONE, _params(rows[0]))
     else:
         cursor.execute(_INSERT_PG.replace("%s", _values(cursor, rows).replace("%", "%%"), 1), ())
     pks = {ident: pk for pk, ident in cursor.fetchall()}
@@ -250,6 +265,70 @@ def _insert_postgres(conn: Connection, rows: list[dict[str, Any]]) -> list[int]:
     found = conn.exec_driver_sql(_INSERT_PG.replace("%s", values.replace("%", "%%"), 1)).all()
     pks = {ident: pk for pk, ident in found}
     return [pks[str(r["id"])] for r in rows]
+
+
+# From this many rows (a CSV job's batch; never an API request, at most 1000) messages and events go in
+# by COPY: no SQL text to build and parse per value. Their pks are taken from the sequence first, so the
+# events can name them and the order of `items` is kept.
+COPY_FROM = 2000
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+_EVENT_COLUMNS = (
+    "message_pk", "seq", "status", "reason", "at", "detail", "webhook_state", "webhook_next_at",
+    "webhook_attempts",
+)  # fmt: skip
+
+
+def _copy_value(value: Any) -> str:
+    if value is None:
+        return "\\N"
+    if isinstance(value, str):
+        return value.translate(_COPY_ESCAPES)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, bool):
+        return "t" if value else "f"
+    return str(value)  # ints, UUIDs
+
+
+def _copy_postgres(
+    conn: Connection,
+    rows: list[dict[str, Any]],
+    statuses: list[Status],
+    items: Sequence[NewMessage],
+    at: datetime,
+) -> list[int]:
+    import io
+
+    from sqlalchemy import exc
+
+    dbapi = conn.connection.dbapi_connection
+    assert dbapi is not None
+    module = conn.dialect.loaded_dbapi
+    try:
+        with dbapi.cursor() as cursor:
+            cursor.execute(
+                "SELECT nextval(pg_get_serial_sequence('messages', 'pk')) FROM generate_series(1, %s)",
+                (len(rows),),
+            )
+            pks = [pk for (pk,) in cursor.fetchall()]
+            text = "".join(
+                f"{pk}\t" + "\t".join(_copy_value(r[c]) for c in _MESSAGE_COLUMNS) + "\n"
+                for pk, r in zip(pks, rows, strict=True)
+            )
+            cursor.copy_expert(
+                f"COPY messages (pk, {', '.join(_MESSAGE_COLUMNS)}) FROM STDIN", io.StringIO(text)
+            )
+            events = (
+                _event_row(pk, 1, status, None, at, item.callback_url is not None, None)
+                for pk, status, item in zip(pks, statuses, items, strict=True)
+            )
+            text = "".join("\t".join(_copy_value(e[c]) for c in _EVENT_COLUMNS) + "\n" for e in events)
+            cursor.copy_expert(
+                f"COPY message_events ({', '.join(_EVENT_COLUMNS)}) FROM STDIN", io.StringIO(text)
+            )
+    except module.Error as error:  # as SQLAlchemy's own types (IntegrityError...), like any statement's
+        raise exc.DBAPIError.instance(None, None, error, module.Error) from error
+    return pks
 
 
 def allowed_sources(to: Status, expected: Collection[Status] | None) -> list[str]:
@@ -433,21 +512,26 @@ def cancel(conn: Connection, pk: int, at: datetime | None = None) -> Moved | Non
     """Cancel a queued or scheduled message. None if it was canceled already; NotCancelable otherwise.
 
     The compare-and-set races safely with a worker's claim: only one of them moves the row."""
-    moved = transition(
+    moved = cancel_many(conn, [pk], at)
+    if moved:
+        return moved[0]
+    status = conn.execute(select(messages_t.c.status).where(messages_t.c.pk == pk)).scalar_one()
+    if status == Status.CANCELED:
+        return None
+    raise NotCancelable(Status(status))
+
+
+def cancel_many(conn: Connection, pks: Sequence[int], at: datetime | None = None) -> list[Moved]:
+    """Cancel those of these messages that are still queued or scheduled (a job's cancel)."""
+    return transition_many(
         conn,
-        pk,
+        pks,
         Status.CANCELED,
         reason=Reason.CANCELED_BY_CLIENT,
         expected=CANCELABLE,
         at=at,
         values={"next_attempt_at": None},
     )
-    if moved is not None:
-        return moved
-    status = conn.execute(select(messages_t.c.status).where(messages_t.c.pk == pk)).scalar_one()
-    if status == Status.CANCELED:
-        return None
-    raise NotCancelable(Status(status))
 
 
 # --- queries ------------------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from flask import Blueprint, Response, jsonify, request
 from pydantic import ValidationError
 from sqlalchemy import and_, func, or_, select, text
 
-from smsqueue import entity_cache, ingest, message_search
+from smsqueue import entity_cache, ingest, jobs, message_search, template_store
 from smsqueue.api.http import json_object, principal, query_args, validate
 from smsqueue.api.schemas import (
     MAX_TEXT,
@@ -38,6 +38,7 @@ from smsqueue.rules import identification
 from smsqueue.segments import count_segments
 from smsqueue.statuses import Status
 from smsqueue.tasks.doorbell import ring_soon
+from smsqueue.templates import TemplateError
 
 bp = Blueprint("messages", __name__)
 m = messages_t.c
@@ -76,6 +77,8 @@ def render(row: Any, events: list[dict[str, Any]] | None = None) -> dict[str, An
         "recipient_timezone": row.recipient_timezone,
         "callback_url": row.callback_url,
         "reference": row.reference,
+        "template": row.template,
+        "job": str(row.job_id) if row.job_id is not None else None,
         "created_at": iso(row.created_at),
         "updated_at": iso(row.updated_at),
     }
@@ -104,6 +107,8 @@ def render_new(new: NewMessage, status: Status, entity_code: str, at: datetime) 
         "recipient_timezone": new.recipient_timezone,
         "callback_url": new.callback_url,
         "reference": new.reference,
+        "template": new.template,
+        "job": str(new.job_id) if new.job_id is not None else None,
         "created_at": stamp,
         "updated_at": stamp,
         "events": [{"status": status.value, "at": stamp, "reason": None}],
@@ -153,13 +158,15 @@ def prepare(
 ) -> tuple[ingest.Prepared, str]:
     entity = resolve_entity(item.legal_entity, who)
     provider_id = resolve_provider(item.provider, entity)
-    text = final_text(item.text, entity)
+    text = item.text if item.template is None else template_text(entity.id, item.template, item.variables)
+    text = final_text(text, entity)
     info = count_segments(text)
     new = NewMessage(
         id=new_id(),
         legal_entity_id=entity.id,
         to=item.to,
         text=text,
+        template=item.template,
         segments=info.segments,
         encoding=info.encoding,
         sender=item.sender,
@@ -187,6 +194,22 @@ def final_text(text: str, entity: entity_cache.EntityInfo) -> str:
             [FieldError("text", FieldCode.TOO_LONG, f"at most {MAX_TEXT} characters with the identification")]
         )
     return out
+
+
+def stored_template(entity_id: int, code: str) -> str:
+    """The text of the entity's template `code`, or 422 (field `template`, not_found)."""
+    found = template_store.get(entity_id, code)
+    if found is None:
+        raise validation_error([FieldError("template", FieldCode.NOT_FOUND, f"no template {code!r}")])
+    return found.text
+
+
+def template_text(entity_id: int, code: str, variables: dict[str, str] | None) -> str:
+    """The text of a message sent with a template: rendered, and held to the rules of `text`."""
+    try:
+        return ingest.rendered_text(stored_template(entity_id, code), variables or {})
+    except TemplateError as exc:
+        raise validation_error(exc.errors) from None
 
 
 def later_checks(body: Any, invalid: set[str], who: Principal) -> list[FieldError]:
@@ -495,6 +518,12 @@ def list_messages() -> Response:
         entity_ids = [info.id]
     elif not who.is_admin:
         entity_ids = sorted(who.entity_ids)
+    job_id = None
+    if q.job is not None:
+        job_id = _job_id(q.job, who)
+        if job_id is None:
+            empty = None if q.updated_after is None else q.cursor or encode_change_cursor(0, 0)
+            return jsonify({"items": [], "next_cursor": empty})
     conditions = message_search.conditions(
         MessageFilter(
             entity_ids=entity_ids,
@@ -503,6 +532,7 @@ def list_messages() -> Response:
             reference=q.reference,
             created_after=q.created_after,
             created_before=q.created_before,
+            job_id=job_id,
         )
     )
     if q.updated_after is not None or is_change_cursor(q.cursor):
@@ -510,6 +540,16 @@ def list_messages() -> Response:
     with transaction() as conn:
         page = message_search.newest_first(conn, conditions, q.cursor, q.limit)
     return jsonify({"items": [render(r) for r in page.rows], "next_cursor": page.next_cursor})
+
+
+def _job_id(value: str, who: Principal) -> uuid.UUID | None:
+    """The `job` filter's job, if it is one this key may read (else the list is empty)."""
+    try:
+        ident = uuid.UUID(value)
+    except ValueError:
+        raise validation_error([FieldError("job", FieldCode.INVALID_VALUE, "not a job id")]) from None
+    job = jobs.find(ident)
+    return ident if job is not None and who.may_use(job.legal_entity_id) else None
 
 
 def _list_changes(conditions: list[Any], q: MessageListQuery) -> Response:

@@ -104,6 +104,34 @@ class Strict(BaseModel):
         return value
 
 
+def check_text(value: str) -> str:
+    """The rules of a message's text (given, or rendered from a template)."""
+    if not value:
+        raise PydanticCustomError(FieldCode.TOO_SHORT, "must not be empty")
+    if len(value) > MAX_TEXT:
+        raise PydanticCustomError(FieldCode.TOO_LONG, f"at most {MAX_TEXT} characters")
+    if any("\ud800" <= ch <= "\udfff" for ch in value):
+        raise PydanticCustomError(FieldCode.INVALID_VALUE, "contains an unpaired surrogate")
+    return value
+
+
+def check_send_at(value: datetime) -> datetime:
+    current = now()
+    if value < current:
+        raise PydanticCustomError(FieldCode.IN_PAST, "must not be in the past")
+    if value > current + MAX_SCHEDULE_AHEAD:
+        raise PydanticCustomError(FieldCode.TOO_FAR_AHEAD, "at most 30 days ahead")
+    return value
+
+
+def check_valid_until(value: datetime, send_at: datetime | None) -> datetime:
+    if value <= now():
+        raise PydanticCustomError(FieldCode.IN_PAST, "must be in the future")
+    if send_at is not None and value <= send_at:
+        raise PydanticCustomError(FieldCode.INVALID_VALUE, "must be after send_at")
+    return value
+
+
 # --- messages in --------------------------------------------------------------------------------------
 
 
@@ -116,7 +144,17 @@ class MessageIn(Strict):
         description="Recipient; any common form (+79161234567, 89161234567, 8 (916) 123-45-67), stored as "
         "E.164. Russian numbers only (the service sends under Russian law): others are invalid_phone.",
     )
-    text: str = Field(description=f"1 to {MAX_TEXT} characters.")
+    template: str | None = Field(
+        None,
+        max_length=64,
+        description="A template code of the entity, instead of `text`: rendered with `variables` when the "
+        "message is accepted (the message keeps the rendered text).",
+    )
+    text: str | None = Field(
+        None,
+        validate_default=True,
+        description=f"1 to {MAX_TEXT} characters. Required unless `template` is given; not with it.",
+    )
     sender: str | None = Field(None, description="Sender name; default from the entity's provider link.")
     provider: str | None = Field(
         None, max_length=64, description="Provider code; must be linked to the entity."
@@ -127,6 +165,11 @@ class MessageIn(Strict):
     callback_url: CallbackUrl | None = Field(None, description="http(s) URL for status webhooks.")
     reference: str | None = Field(
         None, max_length=128, description="The caller's own id, echoed in webhooks."
+    )
+    variables: dict[str, str] | None = Field(
+        None,
+        description="Values of the template's placeholders: every placeholder needs one (else "
+        "missing_variable), and a name the template lacks is unknown_variable.",
     )
 
     @field_validator("to")
@@ -141,13 +184,21 @@ class MessageIn(Strict):
 
     @field_validator("text")
     @classmethod
-    def _text(cls, value: str) -> str:
-        if not value:
-            raise PydanticCustomError(FieldCode.TOO_SHORT, "must not be empty")
-        if len(value) > MAX_TEXT:
-            raise PydanticCustomError(FieldCode.TOO_LONG, f"at most {MAX_TEXT} characters")
-        if any("\ud800" <= ch <= "\udfff" for ch in value):
-            raise PydanticCustomError(FieldCode.INVALID_VALUE, "contains an unpaired surrogate")
+    def _text(cls, value: str | None, info: ValidationInfo) -> str | None:
+        has_template = info.data.get("template") is not None or "template" not in info.data
+        if value is None:
+            if has_template:
+                return None  # rendered from the template once the entity is known
+            raise PydanticCustomError(FieldCode.REQUIRED, "give `text` or a `template`")
+        if info.data.get("template") is not None:
+            raise PydanticCustomError(FieldCode.INVALID_VALUE, "give `text` or a `template`, not both")
+        return check_text(value)
+
+    @field_validator("variables")
+    @classmethod
+    def _variables(cls, value: dict[str, str] | None, info: ValidationInfo) -> dict[str, str] | None:
+        if value is not None and info.data.get("template") is None and "template" in info.data:
+            raise PydanticCustomError(FieldCode.INVALID_VALUE, "variables are for a `template`")
         return value
 
     @field_validator("sender")
@@ -167,26 +218,12 @@ class MessageIn(Strict):
     @field_validator("send_at")
     @classmethod
     def _send_at(cls, value: datetime | None) -> datetime | None:
-        if value is None:
-            return None
-        current = now()
-        if value < current:
-            raise PydanticCustomError(FieldCode.IN_PAST, "must not be in the past")
-        if value > current + MAX_SCHEDULE_AHEAD:
-            raise PydanticCustomError(FieldCode.TOO_FAR_AHEAD, "at most 30 days ahead")
-        return value
+        return None if value is None else check_send_at(value)
 
     @field_validator("valid_until")
     @classmethod
     def _valid_until(cls, value: datetime | None, info: ValidationInfo) -> datetime | None:
-        if value is None:
-            return None
-        if value <= now():
-            raise PydanticCustomError(FieldCode.IN_PAST, "must be in the future")
-        send_at = info.data.get("send_at")
-        if send_at is not None and value <= send_at:
-            raise PydanticCustomError(FieldCode.INVALID_VALUE, "must be after send_at")
-        return value
+        return None if value is None else check_valid_until(value, info.data.get("send_at"))
 
 
 class BatchItemIn(MessageIn):
@@ -215,6 +252,7 @@ class MessageListQuery(Strict):
     updated_after: Timestamp | None = Field(
         None, description="Order by last change, oldest first; poll on with the returned cursor."
     )
+    job: str | None = Field(None, max_length=64, description="A job's id: the messages made from its rows.")
     limit: int = Field(100, ge=1, le=500)
     cursor: str | None = Field(None, max_length=512, description="Opaque; from next_cursor.")
 
@@ -250,6 +288,8 @@ class MessageOut(BaseModel):
     recipient_timezone: str | None = None
     callback_url: str | None = None
     reference: str | None
+    template: str | None = Field(None, description="The template code the text was rendered from.")
+    job: str | None = Field(None, description="The id of the job whose row made this message.")
     created_at: datetime
     updated_at: datetime
     events: list[EventOut] | None = Field(None, description="Present on single-message answers.")

@@ -161,6 +161,9 @@ class Message(Base):
             "requested_provider_id",
             **partial_index("requested_provider_id IS NOT NULL"),
         ),
+        # A job's row becomes one message at most, whatever happens to the worker (idempotency per
+        # (job, row)); the same index serves the messages list's `job` filter.
+        Index("uq_messages_job_row", "job_id", "job_row", unique=True, **partial_index("job_id IS NOT NULL")),
         Index(
             "uq_messages_entity_idempotency_key",
             "legal_entity_id",
@@ -192,6 +195,11 @@ class Message(Base):
     # evidence look messages up by it.
     debtor: Mapped[str | None] = mapped_column(String(128))
     idempotency_key: Mapped[str | None] = mapped_column(String(255))
+    template: Mapped[str | None] = mapped_column(String(64))  # the template code it was rendered from
+    # The job and CSV row it came from. No foreign key: accepting stays one plain insert, and
+    # SQLite adds the column without copying the table (which would drop its change triggers).
+    job_id: Mapped[uuid.UUID | None] = mapped_column()  # the job's public id
+    job_row: Mapped[int | None] = mapped_column(Integer)
     request_hash: Mapped[str | None] = mapped_column(String(64))
     # Sending state: attempts on the current provider, providers given up on, when it is next due
     # (queued/scheduled: to be sent; sending: to be reconciled).

@@ -22,6 +22,7 @@ app = Celery(
         "smsqueue.tasks.sweep",
         "smsqueue.tasks.reports",
         "smsqueue.tasks.webhooks",
+        "smsqueue.tasks.jobs",
     ],
 )
 app.config_from_object("celeryconfig")

@@ -212,6 +212,15 @@ def publish_now(task: str, args: tuple[Any, ...]) -> None:
         raise
 
 
+def ring_job(job_pk: int) -> None:
+    """Start a job just committed by a request: never raises (the jobs sweep starts one whose task was
+    lost, once its start-by time has passed)."""
+    try:
+        publish_now(Tasks.RUN_JOB, (job_pk,))
+    except Exception as exc:
+        log.warning("could not publish job %d; the sweep will: %s", job_pk, type(exc).__name__)
+
+
 def ring_soon(pks: Sequence[int]) -> None:
     """Ring for messages just committed by a request: never raises (the sweep covers a failure)."""
     ring_send(list(pks))
