@@ -44,6 +44,7 @@ class NewMessage:
     recipient_timezone: str | None = None
     callback_url: str | None = None
     reference: str | None = None
+    debtor: str | None = None
     idempotency_key: str | None = None
     request_hash: str | None = None
 
@@ -140,6 +141,7 @@ def _rows(items: Sequence[NewMessage], at: datetime) -> tuple[list[dict[str, Any
                 "recipient_timezone": item.recipient_timezone,
                 "callback_url": item.callback_url,
                 "reference": item.reference,
+                "debtor": item.debtor,
                 "idempotency_key": item.idempotency_key,
                 "request_hash": item.request_hash,
                 "attempts": 0,
@@ -181,7 +183,7 @@ def insert_messages(conn: Connection, items: Sequence[NewMessage], at: datetime 
 _MESSAGE_COLUMNS = (
     "id", "legal_entity_id", "recipient", "text", "sender", "requested_provider_id", "status", "reason",
     "segments", "encoding", "send_at", "valid_until", "recipient_timezone", "callback_url", "reference",
-    "idempotency_key", "request_hash", "attempts", "next_attempt_at", "ring_at", "status_checks",
+    "debtor", "idempotency_key", "request_hash", "attempts", "next_attempt_at", "ring_at", "status_checks",
     "event_seq", "created_at", "updated_at",
 )  # fmt: skip
 # Accepting messages is the API's hot path. On PostgreSQL the messages and their first events go in one

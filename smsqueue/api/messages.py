@@ -74,6 +74,7 @@ def render(row: Any, events: list[dict[str, Any]] | None = None) -> dict[str, An
         "recipient_timezone": row.recipient_timezone,
         "callback_url": row.callback_url,
         "reference": row.reference,
+        "debtor": row.debtor,
         "created_at": iso(row.created_at),
         "updated_at": iso(row.updated_at),
     }
@@ -102,6 +103,7 @@ def render_new(new: NewMessage, status: Status, entity_code: str, at: datetime) 
         "recipient_timezone": new.recipient_timezone,
         "callback_url": new.callback_url,
         "reference": new.reference,
+        "debtor": new.debtor,
         "created_at": stamp,
         "updated_at": stamp,
         "events": [{"status": status.value, "at": stamp, "reason": None}],
@@ -166,6 +168,7 @@ def prepare(
         recipient_timezone=item.recipient_timezone,
         callback_url=item.callback_url or entity.callback_url,
         reference=item.reference,
+        debtor=item.debtor,
         idempotency_key=key,
         request_hash=ingest.request_hash(entity.code, body) if key is not None else None,
     )
@@ -477,6 +480,7 @@ def list_messages() -> Response:
             statuses=[s.value for s in q.status or ()],
             to=q.to,
             reference=q.reference,
+            debtor=q.debtor,
             created_after=q.created_after,
             created_before=q.created_before,
         )

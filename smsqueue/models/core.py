@@ -54,6 +54,14 @@ class LegalEntity(Base):
     fz_weekend_to: Mapped[str] = mapped_column(String(5), default=law.WEEKEND_HOURS[1])
     fz_holidays_as_weekends: Mapped[bool] = mapped_column(Boolean, default=True)
     fz_on_limit: Mapped[str] = mapped_column(String(8), default="reject")
+    # Entities with the same group share one set of 230-FZ counts (null: the entity counts alone).
+    fz_limit_group: Mapped[str | None] = mapped_column(String(64))
+    fz_rolling_windows: Mapped[bool] = mapped_column(
+        Boolean, default=law.ROLLING_WINDOWS, server_default="true" if law.ROLLING_WINDOWS else "false"
+    )
+    fz_unknown_zone: Mapped[str] = mapped_column(
+        String(10), default=law.UNKNOWN_ZONE, server_default=law.UNKNOWN_ZONE
+    )
     created_at: Mapped[datetime] = mapped_column(default=now)
     updated_at: Mapped[datetime] = mapped_column(default=now, onupdate=now)
 
@@ -139,6 +147,9 @@ class Message(Base):
         ),
         Index("ix_messages_entity_recipient", "legal_entity_id", "recipient"),
         Index(
+            "ix_messages_entity_debtor", "legal_entity_id", "debtor", **partial_index("debtor IS NOT NULL")
+        ),
+        Index(
             "ix_messages_provider_message",
             "provider_id",
             "provider_message_id",
@@ -176,6 +187,8 @@ class Message(Base):
     recipient_timezone: Mapped[str | None] = mapped_column(String(64))
     callback_url: Mapped[str | None] = mapped_column(Text)
     reference: Mapped[str | None] = mapped_column(String(128))
+    # The caller's id of the person the message is about: 230-FZ counts per person (rules.subjects).
+    debtor: Mapped[str | None] = mapped_column(String(128))
     idempotency_key: Mapped[str | None] = mapped_column(String(255))
     request_hash: Mapped[str | None] = mapped_column(String(64))
     # Sending state: attempts on the current provider, providers given up on, when it is next due
@@ -197,6 +210,8 @@ class Message(Base):
     # The local day (in the recipient's zone) whose 230-FZ counters this message was added to while it is
     # handed to a provider; null when it is not counted. Kept so that un-counting is exact and happens once.
     fz_counted_on: Mapped[date | None] = mapped_column(Date)
+    # ... and the UTC minute it was counted in (the rolling windows' fz_minutes row).
+    fz_counted_at: Mapped[datetime | None] = mapped_column()
     created_at: Mapped[datetime] = mapped_column(default=now)
     updated_at: Mapped[datetime] = mapped_column(default=now)
 
