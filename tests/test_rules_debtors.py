@@ -10,10 +10,19 @@ from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
-from test_rules_limits import OPEN_ALL_DAY, claim_each_at_once, entity_row, kinds, new_messages
+from test_rules_limits import (
+    OPEN_ALL_DAY,
+    claim_each_at_once,
+    entity_row,
+    insert_sqlite_entity,
+    kinds,
+    new_messages,
+    sqlite_engine,
+)
 
 from smsqueue.db import transaction
 from smsqueue.messages import messages_t
+from smsqueue.models import LegalEntity
 from smsqueue.rules import interactions, limits, policy, rolling
 from smsqueue.rules.check import EntityRules, decide, recipient_zone, window_zones
 
@@ -341,3 +350,33 @@ def test_messages_remember_the_minute_they_were_counted_in(factory):
             )
         ).one()
     assert tuple(stored) == ("x", date(2026, 11, 25), rolling.minute_of(at))
+
+
+def test_debtors_groups_rolling_windows_and_interactions_on_sqlite(tmp_path):
+    engine = sqlite_engine(tmp_path)
+    try:
+        with engine.begin() as conn:
+            insert_sqlite_entity(conn, fz_rolling_windows=True, fz_limit_group="g1")
+            ent = conn.execute(select(LegalEntity.__table__)).one()
+            interactions.record(
+                conn,
+                ent,
+                interactions.Interaction(None, "d1", msk(2026, 11, 24, 23, 59), "sms"),
+                WEDNESDAY_NOON,
+            )
+            rows = new_messages(conn, 1, [N1, N2, N3], debtor="d1")
+            at = msk(2026, 11, 25, 0, 1)
+            assert kinds(policy.decide_many(conn, [(r, ent) for r in rows], at)) == [
+                "Allow",
+                "Reject:fz_daily_limit",
+                "Reject:fz_daily_limit",
+            ]
+            assert limits.counts(conn, "g:g1", "d:d1", at, MSK)["rolling_24h"] == 2
+            policy.release(conn, rows[0])
+            assert limits.counts(conn, "g:g1", "d:d1", at, MSK)["rolling_24h"] == 1
+            assert limits.counts(conn, "g:g1", N1, at, MSK)["day"] == 0
+            more = new_messages(conn, 1, [N2], debtor="d1")
+            assert kinds(policy.decide_many(conn, [(more[0], ent)], at)) == ["Allow"]
+            assert limits.counts(conn, "g:g1", "d:d1", at, MSK)["rolling_24h"] == 2
+    finally:
+        engine.dispose()

@@ -459,7 +459,8 @@ def test_counting_reads_the_counter_rows_by_primary_key_and_never_messages(facto
     assert "pk_fz_counters" in upsert and "messages" not in upsert
 
 
-def test_the_same_code_runs_on_sqlite(tmp_path):
+def sqlite_engine(tmp_path):
+    """A migrated SQLite database (the embedded default), its engine."""
     from alembic import command
     from smsqueue.cli import alembic_config
     from smsqueue.db import make_engine
@@ -469,29 +470,39 @@ def test_the_same_code_runs_on_sqlite(tmp_path):
     config.attributes["database_url"] = url
     config.attributes["configure_logging"] = False
     command.upgrade(config, "head")
-    engine = make_engine(url)
+    return make_engine(url)
+
+
+def insert_sqlite_entity(conn, **changes) -> None:
+    """Entity 1, "acme", open all day, 2/4/16."""
+    conn.execute(
+        LegalEntity.__table__.insert(),
+        {
+            "id": 1,
+            "code": "acme",
+            "name": "acme",
+            "webhook_secret": "x",
+            **OPEN_ALL_DAY,
+            "fz_per_day": 2,
+            "active": True,
+            "timezone": "Europe/Moscow",
+            "on_window": "defer",
+            "fz_per_week": 4,
+            "fz_per_month": 16,
+            "fz_holidays_as_weekends": True,
+            "fz_on_limit": "reject",
+            "created_at": WEDNESDAY_NOON,
+            "updated_at": WEDNESDAY_NOON,
+            **changes,
+        },
+    )
+
+
+def test_the_same_code_runs_on_sqlite(tmp_path):
+    engine = sqlite_engine(tmp_path)
     try:
         with engine.begin() as conn:
-            conn.execute(
-                LegalEntity.__table__.insert(),
-                {
-                    "id": 1,
-                    "code": "acme",
-                    "name": "acme",
-                    "webhook_secret": "x",
-                    **OPEN_ALL_DAY,
-                    "fz_per_day": 2,
-                    "active": True,
-                    "timezone": "Europe/Moscow",
-                    "on_window": "defer",
-                    "fz_per_week": 4,
-                    "fz_per_month": 16,
-                    "fz_holidays_as_weekends": True,
-                    "fz_on_limit": "reject",
-                    "created_at": WEDNESDAY_NOON,
-                    "updated_at": WEDNESDAY_NOON,
-                },
-            )
+            insert_sqlite_entity(conn)
             rows = new_messages(conn, 1, [PHONE] * 3)
             ent = conn.execute(select(LegalEntity.__table__)).one()
             decisions = policy.decide_many(conn, [(r, ent) for r in rows], WEDNESDAY_NOON)
