@@ -29,6 +29,16 @@ from smsqueue.rules.check import EntityRules, decide, recipient_zone, window_zon
 MSK = ZoneInfo("Europe/Moscow")
 N1, N2, N3 = "+79161234567", "+79161234568", "+79161234569"
 WEDNESDAY_NOON = datetime(2026, 11, 25, 12, 0, tzinfo=MSK)
+# One yesterday evening and one today: one in today's calendar day, two in the week, the month and
+# every rolling window.
+ONE_TODAY_TWO_IN_EACH_WINDOW = {
+    "day": 1,
+    "week": 2,
+    "month": 2,
+    "rolling_24h": 2,
+    "rolling_7d": 2,
+    "rolling_30d": 2,
+}
 
 
 def msk(*args: int) -> datetime:
@@ -159,14 +169,7 @@ def test_a_message_at_2359_and_two_at_0001_the_calendar_allows_and_the_rolling_d
     assert kinds(one_by_one(calendar.id, moments)) == ["Allow", "Allow", "Allow"]
     assert kinds(one_by_one(rolling_on.id, moments)) == ["Allow", "Allow", "Reject:fz_daily_limit"]
     scope = f"e:{rolling_on.id}"
-    assert counts(scope, N1, moments[-1]) == {
-        "day": 1,
-        "week": 2,
-        "month": 2,
-        "rolling_24h": 2,
-        "rolling_7d": 2,
-        "rolling_30d": 2,
-    }
+    assert counts(scope, N1, moments[-1]) == ONE_TODAY_TWO_IN_EACH_WINDOW
 
 
 def test_the_rolling_day_frees_when_the_oldest_minute_has_left_it(factory):
@@ -314,14 +317,7 @@ def test_interactions_count_in_the_period_of_their_at(factory):
         ):
             interactions.record(conn, ent, item, WEDNESDAY_NOON)
     scope = f"e:{entity.id}"
-    assert counts(scope, "d:loan-1", WEDNESDAY_NOON) == {
-        "day": 1,
-        "week": 2,
-        "month": 2,
-        "rolling_24h": 2,
-        "rolling_7d": 2,
-        "rolling_30d": 2,
-    }
+    assert counts(scope, "d:loan-1", WEDNESDAY_NOON) == ONE_TODAY_TWO_IN_EACH_WINDOW
     assert counts(scope, N1, WEDNESDAY_NOON)["day"] == 1
     # the calendar day has room for one more; the rolling day has none
     assert kinds(decide_at(entity.id, WEDNESDAY_NOON, [N2], debtor="loan-1")) == ["Reject:fz_daily_limit"]
