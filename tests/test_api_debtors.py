@@ -205,3 +205,22 @@ def test_interactions_other_errors(client, admin, acme):
     assert (r.status_code, r.json["code"]) == (400, "bad_json")
     r = client.post(f"{BASE}/acme/interactions", data="x", headers={**admin, "Content-Type": "text/plain"})
     assert (r.status_code, r.json["code"]) == (415, "unsupported_media_type")
+
+
+def test_the_check_judges_a_mobile_in_every_zone_with_strictest(client, admin, acme):
+    fz = {"fz": {"unknown_zone": "strictest", "weekday_hours": {"from": "08:00", "to": "22:00"}}}
+    body = {"send_window": {"from": "09:00", "to": "21:00"}, **fz}
+    assert client.patch(f"{BASE}/acme", json=body, headers=admin).status_code == 200
+    check = f"{BASE}/acme/providers/sim/check"
+    early = client.get(check, query_string={"to": N1, "at": "2026-11-25T06:59:00Z"}, headers=admin).json
+    assert early["reasons"] == ["outside_send_window"] and early["next_allowed_at"] == "2026-11-25T07:00:00Z"
+    assert client.get(check, query_string={"to": N1, "at": "2026-11-25T08:59:00Z"}, headers=admin).json[
+        "allowed"
+    ]
+    late = client.get(check, query_string={"to": N1, "at": "2026-11-25T09:00:00Z"}, headers=admin).json
+    assert late["next_allowed_at"] == "2026-11-26T07:00:00Z"
+    # a recipient_timezone, or a geographic number, is judged in its own zone alone
+    q = {"to": N1, "at": "2026-11-25T09:00:00Z", "recipient_timezone": "Europe/Moscow"}
+    assert client.get(check, query_string=q, headers=admin).json["allowed"] is True
+    q = {"to": "+74951234567", "at": "2026-11-25T09:00:00Z"}
+    assert client.get(check, query_string=q, headers=admin).json["allowed"] is True
