@@ -44,6 +44,7 @@ class NewMessage:
     recipient_timezone: str | None = None
     callback_url: str | None = None
     reference: str | None = None
+    debtor: str | None = None
     idempotency_key: str | None = None
     request_hash: str | None = None
     debtor: str | None = None

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
+from importlib import resources
 from typing import Literal
 
 import phonenumbers
 from phonenumbers import NumberParseException, PhoneNumber, PhoneNumberType
 from phonenumbers import timezone as pn_timezone
 
-__all__ = ["PhoneError", "is_mobile", "normalize_phone", "number_timezone"]
+__all__ = ["PhoneError", "is_mobile", "normalize_phone", "number_timezone", "number_timezones"]
 
 DEFAULT_REGION = "RU"
 _RU_COUNTRY_CODE = 7
@@ -162,6 +163,35 @@ def number_timezone(e164: str) -> str | None:
     if len(zones) == 1 and zones[0] != _UNKNOWN_ZONE:
         return zones[0]
     return None
+
+
+@lru_cache(maxsize=1)
+def russian_zones() -> tuple[str, ...]:
+    """Every IANA zone of Russia, from the tz database's own country table (the tzdata package), so a
+    zone added there is known here without a release of ours."""
+    table = resources.files("tzdata.zoneinfo").joinpath("zone1970.tab").read_text(encoding="utf-8")
+    zones = []
+    for line in table.splitlines():
+        if line.startswith("#") or not line.strip():
+            continue
+        countries, _, name = line.split("\t")[:3]
+        if "RU" in countries.split(","):
+            zones.append(name)
+    return tuple(sorted(zones))
+
+
+@lru_cache(maxsize=_CACHE_SIZE)
+def number_timezones(e164: str) -> tuple[str, ...]:
+    """Every zone the number may be in: its one zone when phonenumbers knows it; for a Russian number
+    that it does not tie to one (a mobile), every Russian zone (phonenumbers' list for +7 mobiles mixes
+    in Kazakhstan's and misses Kaliningrad); else what phonenumbers lists. Empty when nothing is known."""
+    number = _parse_e164(e164)
+    zones = tuple(z for z in pn_timezone.time_zones_for_number(number) if z != _UNKNOWN_ZONE)
+    if len(zones) == 1:
+        return zones
+    if phonenumbers.region_code_for_number(number) == "RU":
+        return russian_zones()
+    return zones
 
 
 def _parse_e164(e164: str) -> PhoneNumber:

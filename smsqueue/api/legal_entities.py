@@ -78,6 +78,9 @@ def render_fz(entity: LegalEntity) -> dict[str, Any]:
         "weekend_hours": {"from": entity.fz_weekend_from, "to": entity.fz_weekend_to},
         "holidays_as_weekends": entity.fz_holidays_as_weekends,
         "on_limit": entity.fz_on_limit,
+        "limit_group": entity.fz_limit_group,
+        "rolling_windows": entity.fz_rolling_windows,
+        "unknown_zone": entity.fz_unknown_zone,
         "identification": entity.fz_identification,
     }
 

@@ -79,6 +79,7 @@ def render(row: Any, events: list[dict[str, Any]] | None = None) -> dict[str, An
         "reference": row.reference,
         "template": row.template,
         "job": str(row.job_id) if row.job_id is not None else None,
+        "debtor": row.debtor,
         "created_at": iso(row.created_at),
         "updated_at": iso(row.updated_at),
     }
@@ -109,6 +110,7 @@ def render_new(new: NewMessage, status: Status, entity_code: str, at: datetime) 
         "reference": new.reference,
         "template": new.template,
         "job": str(new.job_id) if new.job_id is not None else None,
+        "debtor": new.debtor,
         "created_at": stamp,
         "updated_at": stamp,
         "events": [{"status": status.value, "at": stamp, "reason": None}],
@@ -176,6 +178,7 @@ def prepare(
         recipient_timezone=item.recipient_timezone,
         callback_url=item.callback_url or entity.callback_url,
         reference=item.reference,
+        debtor=item.debtor,
         idempotency_key=key,
         request_hash=ingest.request_hash(entity.code, body) if key is not None else None,
     )
@@ -530,6 +533,7 @@ def list_messages() -> Response:
             statuses=[s.value for s in q.status or ()],
             to=q.to,
             reference=q.reference,
+            debtor=q.debtor,
             created_after=q.created_after,
             created_before=q.created_before,
             job_id=job_id,

@@ -78,6 +78,13 @@ def check_url(value: str | None) -> str | None:
 # Field types shared by the request models, each with its check.
 IanaZone = Annotated[str, Field(max_length=64, examples=["Europe/Moscow"]), AfterValidator(check_timezone)]
 CallbackUrl = Annotated[str, Field(max_length=2048), AfterValidator(check_url)]
+# The caller's id of a person (230-FZ counts per person): any text, compared exactly (case and spaces kept).
+Debtor = Annotated[str, Field(min_length=1, max_length=128, examples=["loan-2024-0001"])]
+DEBTOR_DOC = (
+    "The caller's id of the person the message is about, 1 to 128 characters, compared exactly. 230-FZ "
+    "counts then apply to that person across all of their numbers (per limit scope: the entity, or its "
+    "fz.limit_group); the message is held to the debtor's counts and to its number's."
+)
 
 
 def _has_nul(value: Any) -> bool:
@@ -171,6 +178,7 @@ class MessageIn(Strict):
         description="Values of the template's placeholders: every placeholder needs one (else "
         "missing_variable), and a name the template lacks is unknown_variable.",
     )
+    debtor: Debtor | None = Field(None, description=DEBTOR_DOC)
 
     @field_validator("to")
     @classmethod
@@ -247,6 +255,7 @@ class MessageListQuery(Strict):
     status: list[Status] | None = Field(None, description="Repeatable.")
     to: str | None = Field(None, max_length=64)
     reference: str | None = Field(None, max_length=128)
+    debtor: Debtor | None = Field(None, description="Messages about this debtor (exact match).")
     created_after: Timestamp | None = Field(None, description="Exclusive.")
     created_before: Timestamp | None = Field(None, description="Exclusive.")
     updated_after: Timestamp | None = Field(
@@ -290,6 +299,7 @@ class MessageOut(BaseModel):
     reference: str | None
     template: str | None = Field(None, description="The template code the text was rendered from.")
     job: str | None = Field(None, description="The id of the job whose row made this message.")
+    debtor: str | None = None
     created_at: datetime
     updated_at: datetime
     events: list[EventOut] | None = Field(None, description="Present on single-message answers.")

@@ -59,6 +59,14 @@ class LegalEntity(Base):
     creditor_name: Mapped[str | None] = mapped_column(String(300))
     contact_phone: Mapped[str | None] = mapped_column(String(32))
     fz_identification: Mapped[str] = mapped_column(String(8), default="off", server_default="off")
+    # Entities with the same group share one set of 230-FZ counts (null: the entity counts alone).
+    fz_limit_group: Mapped[str | None] = mapped_column(String(64))
+    fz_rolling_windows: Mapped[bool] = mapped_column(
+        Boolean, default=law.ROLLING_WINDOWS, server_default="true" if law.ROLLING_WINDOWS else "false"
+    )
+    fz_unknown_zone: Mapped[str] = mapped_column(
+        String(10), default=law.UNKNOWN_ZONE, server_default=law.UNKNOWN_ZONE
+    )
     created_at: Mapped[datetime] = mapped_column(default=now)
     updated_at: Mapped[datetime] = mapped_column(default=now, onupdate=now)
 
@@ -191,8 +199,8 @@ class Message(Base):
     recipient_timezone: Mapped[str | None] = mapped_column(String(64))
     callback_url: Mapped[str | None] = mapped_column(Text)
     reference: Mapped[str | None] = mapped_column(String(128))
-    # The caller's id of the person the message is about (API.md "Debtors"); the stop list and the
-    # evidence look messages up by it.
+    # The caller's id of the person the message is about (API.md "Debtors"): 230-FZ counts per person
+    # (rules.subjects); the stop list and the evidence look messages up by it.
     debtor: Mapped[str | None] = mapped_column(String(128))
     idempotency_key: Mapped[str | None] = mapped_column(String(255))
     template: Mapped[str | None] = mapped_column(String(64))  # the template code it was rendered from
@@ -220,6 +228,8 @@ class Message(Base):
     # The local day (in the recipient's zone) whose 230-FZ counters this message was added to while it is
     # handed to a provider; null when it is not counted. Kept so that un-counting is exact and happens once.
     fz_counted_on: Mapped[date | None] = mapped_column(Date)
+    # ... and the UTC minute it was counted in (the rolling windows' fz_minutes row).
+    fz_counted_at: Mapped[datetime | None] = mapped_column()
     created_at: Mapped[datetime] = mapped_column(default=now)
     updated_at: Mapped[datetime] = mapped_column(default=now)
 
