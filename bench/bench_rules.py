@@ -301,7 +301,6 @@ def measure(history: int, batches: int, batch_size: int) -> list[float]:
                     to=phone(n),
                     debtor=debtor(n),
                     text="bench",
-                    debtor=f"debtor-{rng.randrange(DEBTORS)}",
                     segments=1,
                     encoding="GSM-7",
                 )
