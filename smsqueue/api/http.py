@@ -5,15 +5,17 @@ them from here, so nothing under `api/` imports the factory."""
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 from flask import Response, g, request
 from pydantic import BaseModel, ValidationError
 
-from smsqueue import auth
+from smsqueue import auth, ratelimit
 from smsqueue.api.schemas import field_errors
 from smsqueue.errors import ApiError, Code, FieldError, validation_error
+from smsqueue.rules import audit
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -29,8 +31,10 @@ PUBLIC_API_PATHS = ("/api/v1/openapi.json",)
 
 
 def authenticate() -> None:
-    """Before every request: the principal of the request's API key, or a 401 (public paths pass)."""
+    """Before every request: the principal of the request's API key, or a 401 (public paths pass); a 429
+    when the key is over its `rate_limit_per_second` (counted in Redis across every web process)."""
     path = request.path
+    audit.set_actor(None, None)  # a thread's context outlives its request: no actor carried over
     if "\x00" in path:
         raise ApiError(404, Code.NOT_FOUND, "no such resource")  # no code or id holds a NUL
     if not path.startswith("/api/v1/") or path in PUBLIC_API_PATHS or path.endswith(PUBLIC_API_SUFFIXES):
@@ -52,7 +56,16 @@ def authenticate() -> None:
             "unknown API key",
             headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
         )
+    grant = ratelimit.take_request(principal.key_id, principal.rate_limit_per_second)
+    if not grant.granted:
+        raise ApiError(
+            429,
+            Code.RATE_LIMITED,
+            f"this key may make {principal.rate_limit_per_second:g} requests a second",
+            headers={"Retry-After": str(max(1, math.ceil(grant.wait)))},
+        )
     g.principal = principal
+    audit.set_actor(principal.key_id, principal.name)
 
 
 def principal() -> auth.Principal:

@@ -54,6 +54,8 @@ class LegalEntity(Base):
     fz_weekend_to: Mapped[str] = mapped_column(String(5), default=law.WEEKEND_HOURS[1])
     fz_holidays_as_weekends: Mapped[bool] = mapped_column(Boolean, default=True)
     fz_on_limit: Mapped[str] = mapped_column(String(8), default="reject")
+    # Final messages are purged this many days after their last change (137-FZ: about 1.5 years).
+    retention_days: Mapped[int] = mapped_column(Integer, default=548, server_default="548")
     created_at: Mapped[datetime] = mapped_column(default=now)
     updated_at: Mapped[datetime] = mapped_column(default=now, onupdate=now)
 
@@ -103,6 +105,9 @@ class ApiKey(Base):
     name: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(default=now)
     revoked_at: Mapped[datetime | None] = mapped_column()
+    expires_at: Mapped[datetime | None] = mapped_column()
+    last_used_at: Mapped[datetime | None] = mapped_column()  # written at most once a minute (auth)
+    rate_limit_per_second: Mapped[float | None] = mapped_column(Float)  # null: no limit
 
 
 class ApiKeyEntity(Base):
