@@ -14,6 +14,7 @@ from smsqueue.api import register_blueprints
 from smsqueue.api.http import MAX_BODY, authenticate, problem_response
 from smsqueue.errors import ApiError, Code, problem
 from smsqueue.logs import configure_logging
+from smsqueue.startup import check_or_exit
 
 log = logging.getLogger(__name__)
 
@@ -22,6 +23,7 @@ UNAVAILABLE_RETRY_AFTER = "5"
 
 def create_app() -> Flask:
     configure_logging()
+    check_or_exit("web")
     app = Flask("smsqueue", static_folder=None)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY
     app.json.sort_keys = False  # type: ignore[attr-defined]

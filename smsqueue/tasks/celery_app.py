@@ -5,9 +5,10 @@ from __future__ import annotations
 import logging
 
 from celery import Celery
-from celery.signals import worker_process_init
+from celery.signals import beat_init, worker_init, worker_process_init
 
 from smsqueue.logs import configure_logging
+from smsqueue.startup import check_or_exit
 from smsqueue.tasks.kombu_fixes import patch_reconnect_backoff, patch_redis_channel
 
 patch_redis_channel()
@@ -31,3 +32,13 @@ def _on_worker_process_init(**_: object) -> None:
     # Each pool process opens its own database connections (db.get_engine checks the pid).
     configure_logging()
     logging.getLogger(__name__).debug("worker process ready")
+
+
+@worker_init.connect
+def _on_worker_init(**_: object) -> None:
+    check_or_exit("worker")
+
+
+@beat_init.connect
+def _on_beat_init(**_: object) -> None:
+    check_or_exit("beat")
