@@ -8,6 +8,7 @@ import json
 
 PASSWORD = "pa55-word-secret"
 NEW_PASSWORD = "new-pa55-word-secret"
+TOKEN = "cb-token-secret-0123456789"
 
 
 def entries(client, admin, **query) -> list[dict]:
@@ -21,7 +22,13 @@ def test_every_admin_change_is_recorded_with_secrets_masked(client, factory):
     admin_key = with_name.get_json()["key"]
     admin = {"Authorization": f"Bearer {admin_key}"}
     settings = {"base_url": "https://smsc.ru", "login": "acme", "password": PASSWORD}
-    body = {"code": "smsc-main", "kind": "smsc", "settings": settings, "callback_token": "cb-token-secret-0123456789", "name": "SMSC"}
+    body = {
+        "code": "smsc-main",
+        "kind": "smsc",
+        "settings": settings,
+        "callback_token": TOKEN,
+        "name": "SMSC",
+    }
     assert client.post("/api/v1/providers", json=body, headers=admin).status_code == 201
     patch = {"settings": {"password": NEW_PASSWORD}, "rate_limit_per_second": 5}
     assert client.patch("/api/v1/providers/smsc-main", json=patch, headers=admin).status_code == 200
@@ -43,7 +50,7 @@ def test_every_admin_change_is_recorded_with_secrets_masked(client, factory):
 
     answer = client.get("/api/v1/audit", headers=admin)
     text = answer.get_data(as_text=True)
-    for secret in (PASSWORD, NEW_PASSWORD, "cb-token-secret-0123456789", made.get_json()["webhook_secret"], admin_key):
+    for secret in (PASSWORD, NEW_PASSWORD, TOKEN, made.get_json()["webhook_secret"], admin_key):
         assert secret not in text
     items = answer.get_json()["items"]
     actions = [i["action"] for i in items]
