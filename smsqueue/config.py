@@ -79,6 +79,10 @@ class Settings:
     webhook_per_receiver: int = 16  # at most this many POSTs in flight to one receiver (origin)
     webhook_breaker_threshold: int = 3  # consecutive failures that make a receiver wait (circuit open)
     webhook_secret_grace: float = 24 * 3600.0  # the previous webhook secret still signs this long
+    # retention (smsqueue.retention)
+    purge_interval: float = 60.0  # how often the beat starts a purge run
+    purge_batch: int = 500  # messages per purge transaction
+    purge_pause: float = 0.0  # seconds between two batches
 
     @property
     def broker_is_redis(self) -> bool:
@@ -120,6 +124,9 @@ def load_settings() -> Settings:
         webhook_per_receiver=_int("SMSQUEUE_WEBHOOK_PER_RECEIVER", 16),
         webhook_breaker_threshold=_int("SMSQUEUE_WEBHOOK_BREAKER_THRESHOLD", 3),
         webhook_secret_grace=_float("SMSQUEUE_WEBHOOK_SECRET_GRACE_SECONDS", 24 * 3600.0),
+        purge_interval=_float("SMSQUEUE_PURGE_INTERVAL", 60.0),
+        purge_batch=_int("SMSQUEUE_PURGE_BATCH", 500),
+        purge_pause=_float("SMSQUEUE_PURGE_PAUSE", 0.0),
     )
 
 

@@ -24,6 +24,7 @@ class Tasks:
     REPUBLISH_LOST = "smsqueue.republish_lost"
     RECONCILE_SENDING = "smsqueue.reconcile_sending"
     PURGE_COUNTERS = "smsqueue.purge_counters"
+    PURGE_MESSAGES = "smsqueue.purge_messages"  # retention: final messages past retention_days
 
 
 class WebhookTasks:
@@ -42,6 +43,7 @@ ROUTES: dict[str, str] = {
     Tasks.REPUBLISH_LOST: Queues.PERIODIC,
     Tasks.RECONCILE_SENDING: Queues.PERIODIC,
     Tasks.PURGE_COUNTERS: Queues.PERIODIC,
+    Tasks.PURGE_MESSAGES: Queues.PERIODIC,
     WebhookTasks.DELIVER: Queues.WEBHOOKS,
     WebhookTasks.SWEEP: Queues.PERIODIC,
 }

@@ -35,6 +35,7 @@ API_EXAMPLE = {
     "active": True,
     "timezone": "Europe/Moscow",
     "callback_url": "https://acme.example/sms-status",
+    "retention_days": 548,
     "send_window": {"from": "09:00", "to": "21:00"},
     "on_window": "defer",
     "fz": DEFAULT_FZ,
@@ -118,6 +119,7 @@ def test_create_with_only_a_code_takes_the_documented_defaults(client, admin):
         "active": True,
         "timezone": "Europe/Moscow",
         "callback_url": None,
+        "retention_days": 548,
         "send_window": {"from": "09:00", "to": "21:00"},
         "on_window": "defer",
         "fz": DEFAULT_FZ,
@@ -150,7 +152,7 @@ def test_the_api_example_round_trips_and_the_secret_is_masked_afterwards(client,
     assert got.json == expected
     assert list(got.json) == [  # the documented order of fields
         "code", "name", "inn", "active", "timezone", "callback_url", "webhook_secret",
-        "send_window", "on_window", "fz", "providers",
+        "send_window", "on_window", "fz", "providers", "retention_days",
     ]  # fmt: skip
 
 
@@ -387,6 +389,7 @@ def test_patch_every_field(client, admin, factory):
         "inn": None,
         "timezone": "Asia/Vladivostok",
         "callback_url": None,
+        "retention_days": 31,
         "webhook_secret": "***",
         "send_window": {"from": "20:00", "to": "02:00"},
         "on_window": "reject",

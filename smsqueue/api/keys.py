@@ -181,7 +181,7 @@ def create_key() -> tuple[Response, int]:
     tag=TAG,
     auth="admin",
     body=KeyPatch,
-    responses={200: KeyOut, 404: ProblemOut, **ERRORS, **BODY_ERRORS},
+    responses={200: KeyOut, 404: ProblemOut, 409: ProblemOut, **ERRORS, **BODY_ERRORS},
     description="Changes `name`, `expires_at` and `rate_limit_per_second`; its role and entities stay. "
     "A change reaches every web process within a second. A revoked key cannot be changed (`409`).",
 )

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from smsqueue.api.http import json_object, query_args, require_admin, validate
 from smsqueue.api.rules_schemas import (
     CODE_PATTERN,
+    DEFAULT_RETENTION_DAYS,
     MASKED,
     EntityIn,
     EntityListOut,
@@ -44,7 +45,16 @@ BASE = "/api/v1/legal-entities"
 ERRORS: dict[int, Any] = {401: ProblemOut, 403: ProblemOut}
 ADMIN_NOTE = "Admin key only (an entity key gets 403)."
 
-NOT_NULL_ENTITY_FIELDS = ("name", "active", "timezone", "send_window", "on_window", "fz", "providers")
+NOT_NULL_ENTITY_FIELDS = (
+    "name",
+    "active",
+    "timezone",
+    "send_window",
+    "on_window",
+    "fz",
+    "providers",
+    "retention_days",
+)
 
 
 # --- rendering ----------------------------------------------------------------------------------------
@@ -89,6 +99,7 @@ def render_entity(session: Session, entity: LegalEntity, webhook_secret: str = M
         "on_window": entity.on_window,
         "fz": render_fz(entity),
         "providers": [render_link(link, p) for link, p in admin.links_of(session, entity)],
+        "retention_days": entity.retention_days,  # v1.1: after the v1 fields, whose order is documented
     }
 
 
@@ -192,6 +203,7 @@ def create_entity() -> Response:
         "active": body.active,
         "timezone": body.timezone,
         "callback_url": body.callback_url,
+        "retention_days": body.retention_days or DEFAULT_RETENTION_DAYS,
         "send_window_from": body.send_window.from_,
         "send_window_to": body.send_window.to,
         "on_window": body.on_window,
@@ -267,7 +279,7 @@ def patch_entity(code: str) -> Response:
     with session_scope() as session:
         entity = entity_or_404(session, code, for_update=True)
         columns: dict[str, Any] = {}
-        for name in ("name", "inn", "active", "timezone", "callback_url", "on_window"):
+        for name in ("name", "inn", "active", "timezone", "callback_url", "on_window", "retention_days"):
             if name in given:
                 columns[name] = getattr(body, name)
         if body.send_window is not None:

@@ -23,6 +23,9 @@ _CODE = re.compile(CODE_PATTERN)
 MAX_LIMIT = 1_000_000  # a count per period; far above any law's number, below the integer column's range
 MAX_PRIORITY = 1000
 DEFAULT_TIMEZONE = "Europe/Moscow"
+DEFAULT_RETENTION_DAYS = 548
+MIN_RETENTION_DAYS = 31
+MAX_RETENTION_DAYS = 36500
 
 OnAction = Literal["defer", "reject"]
 
@@ -223,6 +226,15 @@ class _EntityFields(Strict):
     active: bool | None = Field(None, strict=True)
     timezone: IanaZone | None = Field(None, description="IANA zone, e.g. Europe/Moscow.")
     callback_url: CallbackUrl | None = Field(None, description="Default status webhook URL.")
+    retention_days: int | None = Field(
+        None,
+        strict=True,
+        ge=MIN_RETENTION_DAYS,
+        le=MAX_RETENTION_DAYS,
+        description=f"A final message is deleted (with its events and webhook attempts) this many days "
+        f"after its last change; default {DEFAULT_RETENTION_DAYS} (137-FZ keeps texts about 1.5 years), "
+        f"at least {MIN_RETENTION_DAYS} (the 230-FZ counts need a month). The FZ counts are not changed.",
+    )
 
     @field_validator("inn")
     @classmethod
@@ -335,6 +347,7 @@ class EntityOut(BaseModel):
     on_window: OnAction
     fz: FzOut
     providers: list[LinkOut]
+    retention_days: int
 
 
 class EntityListOut(BaseModel):
