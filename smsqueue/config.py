@@ -83,6 +83,9 @@ class Settings:
     purge_interval: float = 60.0  # how often the beat starts a purge run
     purge_batch: int = 500  # messages per purge transaction
     purge_pause: float = 0.0  # seconds between two batches
+    # PostgreSQL `PREPARE` of the hot insert on each connection; off behind PgBouncer's transaction pooling,
+    # where the next transaction may run on a server connection that never saw the PREPARE.
+    prepared_statements: bool = True
 
     @property
     def broker_is_redis(self) -> bool:
@@ -127,6 +130,7 @@ def load_settings() -> Settings:
         purge_interval=_float("SMSQUEUE_PURGE_INTERVAL", 60.0),
         purge_batch=_int("SMSQUEUE_PURGE_BATCH", 500),
         purge_pause=_float("SMSQUEUE_PURGE_PAUSE", 0.0),
+        prepared_statements=_bool("SMSQUEUE_PREPARED_STATEMENTS", True),
     )
 
 

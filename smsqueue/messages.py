@@ -18,7 +18,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from smsqueue import metrics
 from smsqueue.clock import now as clock_now
 from smsqueue.config import settings
-from smsqueue.db import prepare
+from smsqueue.db import prepare, prepared_statements
 from smsqueue.models import Message, MessageEvent
 from smsqueue.statuses import CANCELABLE, FINAL, PROVIDER_FINAL, Reason, Status, WebhookState, sources_of
 
@@ -226,7 +226,7 @@ def insert_messages_raw(cursor: Any, items: Sequence[NewMessage], at: datetime) 
     if not items:
         return []
     rows, statuses = _rows(items, at)
-    if len(rows) == 1:
+    if len(rows) == 1 and prepared_statements():
         cursor.execute(
             _EXECUTE_ONE, tuple(str(rows[0]["id"]) if c == "id" else rows[0][c] for c in _MESSAGE_COLUMNS)
         )
