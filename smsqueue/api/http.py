@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 from flask import Response, g, request
 from pydantic import BaseModel, ValidationError
 
-from smsqueue import auth, ratelimit
+from smsqueue import auth, logs, ratelimit
 from smsqueue.api.schemas import field_errors
 from smsqueue.errors import ApiError, Code, FieldError, validation_error
 from smsqueue.rules import audit
@@ -25,6 +25,22 @@ PROBLEM_JSON = "application/problem+json"
 # Paths under /api/v1 that need no key: the provider callbacks (they carry their own token) and the spec.
 PUBLIC_API_SUFFIXES = ("/dlr",)
 PUBLIC_API_PATHS = ("/api/v1/openapi.json",)
+
+
+# --- request id ---------------------------------------------------------------------------------------
+
+
+def begin_request() -> None:
+    """Before every request: its id (the caller's X-Request-Id, or a new one) for every log line of it,
+    in this process and in the worker that sends its messages."""
+    g.request_id = logs.accepted_request_id(request.headers.get("X-Request-Id"))
+    logs.request_id_var.set(g.request_id)
+
+
+def echo_request_id(response: Response) -> Response:
+    if "request_id" in g:
+        response.headers["X-Request-Id"] = g.request_id
+    return response
 
 
 # --- auth ---------------------------------------------------------------------------------------------
