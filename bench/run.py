@@ -38,6 +38,7 @@ BIN = Path(sys.executable).parent
 sys.path.insert(0, str(HERE))
 
 import bench_job  # noqa: E402
+import bench_ops  # noqa: E402
 import loadgen  # noqa: E402
 
 ADMIN_PG = os.environ.get("BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -481,9 +482,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--e2e-messages", type=int, default=20000)
     parser.add_argument("--e2e-workers", type=int, default=1)
     parser.add_argument("--e2e-concurrency", type=int, default=4)
+    parser.add_argument("--purge-messages", type=int, default=300_000, help="old messages the purge has")
+    parser.add_argument("--metrics-messages", type=int, default=1_000_000, help="rows for the scrape")
     parser.add_argument("--job-rows", type=int, default=1_000_000, help="rows of the CSV job")
     parser.add_argument("--job-e2e-rows", type=int, default=100_000, help="rows of the job sent end to end")
-    parser.add_argument("--only", default="ingest,batch,e2e,job,rules")
+    parser.add_argument("--only", default="ingest,batch,e2e,job,rules", help="also: purge, metrics")
     args = parser.parse_args(argv)
     only = set(args.only.split(","))
     print(f"smsqueue bench on {os.cpu_count()} cores; gunicorn {' '.join(procfile_web_args())}", flush=True)
@@ -544,6 +547,12 @@ def main(argv: list[str] | None = None) -> int:
                 f"  accounted for: {'yes' if ok else 'NO'}; duplicates at the simulator: {r['duplicates']}; "
                 f"statuses: {r['statuses']}"
             )
+        if "purge" in only:
+            bench_ops.report_purge(
+                bench_ops.bench_purge(env, gunicorn, single_request, key, args.seconds, args.purge_messages)
+            )
+        if "metrics" in only:
+            bench_ops.report_metrics(bench_ops.bench_metrics(env, gunicorn, args.metrics_messages))
         if "job" in only:
             bench_jobs(env, key, sim_port, args.job_rows, args.job_e2e_rows, args.e2e_concurrency)
     if "rules" in only and (HERE / "bench_rules.py").exists():

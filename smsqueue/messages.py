@@ -15,11 +15,12 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, func, insert, select, update
 from sqlalchemy.dialects.postgresql import ARRAY
 
+from smsqueue import metrics
 from smsqueue.clock import now as clock_now
 from smsqueue.config import settings
-from smsqueue.db import prepare
+from smsqueue.db import prepare, prepared_statements
 from smsqueue.models import Message, MessageEvent
-from smsqueue.statuses import CANCELABLE, PROVIDER_FINAL, Reason, Status, WebhookState, sources_of
+from smsqueue.statuses import CANCELABLE, FINAL, PROVIDER_FINAL, Reason, Status, WebhookState, sources_of
 
 messages_t = Message.__table__
 events_t = MessageEvent.__table__
@@ -245,7 +246,7 @@ def insert_messages_raw(cursor: Any, items: Sequence[NewMessage], at: datetime) 
     if not items:
         return []
     rows, statuses = _rows(items, at)
-    if len(rows) == 1:
+    if len(rows) == 1 and prepared_statements():
         cursor.execute(_EXECUTE_ONE, _params(rows[0]))
     else:
         cursor.execute(_INSERT_PG.replace("%s", _values(cursor, rows).replace("%", "%%"), 1), ())
@@ -344,6 +345,14 @@ def allowed_sources(to: Status, expected: Collection[Status] | None) -> list[str
     return sorted(s.value for s in sources)
 
 
+def count_final(to: Status, count: int) -> None:
+    """Messages that reached a final status, counted in memory for /metrics (which never counts rows:
+    its cost must not grow with the history). Counted before the caller commits: a rolled-back move is
+    rare enough for a rate."""
+    if to in FINAL and count:
+        metrics.inc("smsqueue_messages_final_total", {"status": to.value}, count)
+
+
 def transition_many(
     conn: Connection,
     pks: Iterable[int],
@@ -379,6 +388,7 @@ def transition_many(
         insert(events_t),
         [_event_row(r.pk, r.event_seq, to, reason, at, r.callback_url is not None, detail) for r in rows],
     )
+    count_final(to, len(rows))
     return [Moved(r.pk, r.id, r.event_seq, to) for r in rows]
 
 
@@ -433,6 +443,7 @@ def transition_each(
             for r in moved
         ],
     )
+    count_final(to, len(moved))
     return [Moved(r.pk, r.id, r.event_seq, to) for r in moved]
 
 

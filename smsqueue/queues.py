@@ -26,6 +26,7 @@ class Tasks:
     REPUBLISH_LOST = "smsqueue.republish_lost"
     RECONCILE_SENDING = "smsqueue.reconcile_sending"
     PURGE_COUNTERS = "smsqueue.purge_counters"
+    PURGE_MESSAGES = "smsqueue.purge_messages"  # retention: final messages past retention_days
     RUN_JOB = "smsqueue.run_job"
     RESUME_JOBS = "smsqueue.resume_jobs"
 
@@ -47,6 +48,7 @@ ROUTES: dict[str, str] = {
     Tasks.REPUBLISH_LOST: Queues.PERIODIC,
     Tasks.RECONCILE_SENDING: Queues.PERIODIC,
     Tasks.PURGE_COUNTERS: Queues.PERIODIC,
+    Tasks.PURGE_MESSAGES: Queues.PERIODIC,
     Tasks.RUN_JOB: Queues.JOBS,
     Tasks.RESUME_JOBS: Queues.PERIODIC,
     WebhookTasks.DELIVER: Queues.WEBHOOKS,

@@ -40,6 +40,7 @@ API_EXAMPLE = {
     "active": True,
     "timezone": "Europe/Moscow",
     "callback_url": "https://acme.example/sms-status",
+    "retention_days": 548,
     "send_window": {"from": "09:00", "to": "21:00"},
     "on_window": "defer",
     "fz": DEFAULT_FZ,
@@ -125,6 +126,7 @@ def test_create_with_only_a_code_takes_the_documented_defaults(client, admin):
         "callback_url": None,
         "creditor_name": None,
         "contact_phone": None,
+        "retention_days": 548,
         "send_window": {"from": "09:00", "to": "21:00"},
         "on_window": "defer",
         "fz": DEFAULT_FZ,
@@ -159,7 +161,7 @@ def test_the_api_example_round_trips_and_the_secret_is_masked_afterwards(client,
     assert got.json == expected
     assert list(got.json) == [  # the documented order of fields
         "code", "name", "inn", "active", "timezone", "callback_url", "webhook_secret",
-        "send_window", "on_window", "fz", "providers", "creditor_name", "contact_phone",
+        "send_window", "on_window", "fz", "providers", "creditor_name", "contact_phone", "retention_days",
     ]  # fmt: skip
 
 
@@ -396,6 +398,7 @@ def test_patch_every_field(client, admin, factory):
         "inn": None,
         "timezone": "Asia/Vladivostok",
         "callback_url": None,
+        "retention_days": 31,
         "webhook_secret": "***",
         "send_window": {"from": "20:00", "to": "02:00"},
         "on_window": "reject",

@@ -7,12 +7,14 @@ from flask import Flask
 
 def register_blueprints(app: Flask) -> None:
     from smsqueue.api import (
+        audit,
         dlr,
         docs,
         entity_providers,
         history,
         interactions,
         jobs,
+        keys,
         legal_entities,
         messages,
         ops,
@@ -23,12 +25,14 @@ def register_blueprints(app: Flask) -> None:
     )
 
     for module in (
+        audit,
         dlr,
         docs,
         entity_providers,
         history,
         interactions,
         jobs,
+        keys,
         legal_entities,
         messages,
         ops,

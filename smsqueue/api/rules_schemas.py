@@ -24,6 +24,9 @@ _CODE = re.compile(CODE_PATTERN)
 MAX_LIMIT = 1_000_000  # a count per period; far above any law's number, below the integer column's range
 MAX_PRIORITY = 1000
 DEFAULT_TIMEZONE = "Europe/Moscow"
+DEFAULT_RETENTION_DAYS = 548
+MIN_RETENTION_DAYS = 31
+MAX_RETENTION_DAYS = 36500
 
 OnAction = Literal["defer", "reject"]
 IdentificationMode = Literal["off", "require", "append"]
@@ -282,6 +285,15 @@ class _EntityFields(Strict):
     contact_phone: str | None = Field(
         None, min_length=1, max_length=32, description="137-FZ: a phone to reach it, as it is to be shown."
     )
+    retention_days: int | None = Field(
+        None,
+        strict=True,
+        ge=MIN_RETENTION_DAYS,
+        le=MAX_RETENTION_DAYS,
+        description=f"A final message is deleted (with its events and webhook attempts) this many days "
+        f"after its last change; default {DEFAULT_RETENTION_DAYS} (137-FZ keeps texts about 1.5 years), "
+        f"at least {MIN_RETENTION_DAYS} (the 230-FZ counts need a month). The FZ counts are not changed.",
+    )
 
     @field_validator("inn")
     @classmethod
@@ -403,6 +415,7 @@ class EntityOut(BaseModel):
     on_window: OnAction
     fz: FzOut
     providers: list[LinkOut]
+    retention_days: int
 
 
 class EntityListOut(BaseModel):

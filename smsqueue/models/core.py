@@ -67,6 +67,8 @@ class LegalEntity(Base):
     fz_unknown_zone: Mapped[str] = mapped_column(
         String(10), default=law.UNKNOWN_ZONE, server_default=law.UNKNOWN_ZONE
     )
+    # Final messages are purged this many days after their last change (137-FZ: about 1.5 years).
+    retention_days: Mapped[int] = mapped_column(Integer, default=548, server_default="548")
     created_at: Mapped[datetime] = mapped_column(default=now)
     updated_at: Mapped[datetime] = mapped_column(default=now, onupdate=now)
 
@@ -120,6 +122,9 @@ class ApiKey(Base):
     name: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(default=now)
     revoked_at: Mapped[datetime | None] = mapped_column()
+    expires_at: Mapped[datetime | None] = mapped_column()
+    last_used_at: Mapped[datetime | None] = mapped_column()  # written at most once a minute (auth)
+    rate_limit_per_second: Mapped[float | None] = mapped_column(Float)  # null: no limit
 
 
 class ApiKeyEntity(Base):
