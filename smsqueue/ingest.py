@@ -17,10 +17,10 @@ from pydantic_core import PydanticCustomError
 from sqlalchemy import Connection, select, tuple_
 from sqlalchemy.exc import IntegrityError
 
-from smsqueue.api.schemas import check_text
 from smsqueue.clock import now
 from smsqueue.db import is_postgres, raw_transaction, transaction
 from smsqueue.errors import FieldError
+from smsqueue.message_fields import check_text
 from smsqueue.messages import Moved, NewMessage, insert_messages, insert_messages_raw, messages_t
 from smsqueue.statuses import Status
 from smsqueue.templates import TemplateError, render

@@ -14,19 +14,27 @@ from typing import Any
 from pydantic_core import PydanticCustomError
 
 from smsqueue import ingest
-from smsqueue.api.schemas import check_send_at, check_text, check_timezone, check_valid_until, parse_timestamp
 from smsqueue.errors import FieldCode, FieldError
 from smsqueue.ids import new_id
+from smsqueue.message_fields import (
+    check_send_at,
+    check_text,
+    check_timezone,
+    check_valid_until,
+    parse_timestamp,
+)
 from smsqueue.messages import NewMessage
 from smsqueue.phones import PhoneError, normalize_phone
+from smsqueue.rules.identification import Identification, text_errors
 from smsqueue.segments import count_segments
 from smsqueue.templates import TemplateError, compile_template
 
 TOO_MANY_FIELDS = "too_many_fields"
 DUPLICATE_REFERENCE = "duplicate_reference"
-OPTIONAL = ("reference", "send_at", "valid_until", "recipient_timezone")
+OPTIONAL = ("reference", "debtor", "send_at", "valid_until", "recipient_timezone")
 KNOWN = ("to", "text", *OPTIONAL)
 MAX_REFERENCE = 128
+MAX_DEBTOR = 128  # as the API's `debtor` (api.schemas.Debtor)
 
 
 class HeaderProblem(ValueError):
@@ -48,6 +56,7 @@ class Layout:
     callback_url: str | None
     send_at: datetime | None
     job_id: uuid.UUID
+    identification: Identification | None  # 137-FZ: the entity's rule for every row's text
 
 
 def layout(
@@ -59,6 +68,7 @@ def layout(
     callback_url: str | None,
     send_at: datetime | None,
     job_id: uuid.UUID,
+    identification: Identification | None = None,
 ) -> Layout:
     """The columns used, or HeaderProblem: no `to`, no `text` without a template, a placeholder of the
     template with no column. Other columns are ignored."""
@@ -88,6 +98,7 @@ def layout(
         callback_url=callback_url,
         send_at=send_at,
         job_id=job_id,
+        identification=identification,
     )
 
 
@@ -121,10 +132,16 @@ def prepare(values: list[str], row: int, lay: Layout) -> ingest.Prepared | list[
         assert lay.text is not None
         cell = values[lay.text]
         text = _check(errors, "text", lambda: check_text(cell))
+    if text is not None and lay.identification is not None:
+        text, wrong = text_errors(text, lay.identification)
+        errors += wrong
     found = {name: values[i].strip() for name, i in lay.optional.items()}
     reference = found.get("reference") or None
     if reference is not None and len(reference) > MAX_REFERENCE:
         errors.append(FieldError("reference", FieldCode.TOO_LONG, f"at most {MAX_REFERENCE} characters"))
+    debtor = found.get("debtor") or None
+    if debtor is not None and len(debtor) > MAX_DEBTOR:
+        errors.append(FieldError("debtor", FieldCode.TOO_LONG, f"at most {MAX_DEBTOR} characters"))
     send_at = lay.send_at
     if found.get("send_at"):
         send_at = _check(errors, "send_at", lambda: check_send_at(parse_timestamp(found["send_at"])))
@@ -152,6 +169,7 @@ def prepare(values: list[str], row: int, lay: Layout) -> ingest.Prepared | list[
             recipient_timezone=zone,
             callback_url=lay.callback_url,
             reference=reference,
+            debtor=debtor,
             template=lay.template,
             job_id=lay.job_id,
             job_row=row,

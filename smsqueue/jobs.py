@@ -27,7 +27,8 @@ from smsqueue.db import transaction
 from smsqueue.errors import FieldError
 from smsqueue.ids import new_id
 from smsqueue.messages import cancel_many, messages_t
-from smsqueue.models import Job, JobError
+from smsqueue.models import Job, JobError, LegalEntity
+from smsqueue.rules.identification import Identification
 from smsqueue.statuses import CANCELABLE, JOB_UNFINISHED, JobStatus, Status
 
 log = logging.getLogger(__name__)
@@ -36,6 +37,18 @@ errors_t = JobError.__table__
 j = jobs_t.c
 m = messages_t.c
 _UNFINISHED = sorted(s.value for s in JOB_UNFINISHED)
+
+
+def identification_of(entity_id: int) -> Identification:
+    """The entity's 137-FZ rule as it is now: every row's text gets it, as a single message's does."""
+    e = LegalEntity.__table__.c
+    with transaction() as conn:
+        row = conn.execute(
+            select(e.fz_identification, e.fz_enabled, e.creditor_name, e.contact_phone).where(
+                e.id == entity_id
+            )
+        ).one()
+    return Identification.of(row)
 
 
 class JobStopped(Exception):
@@ -64,6 +77,7 @@ def create(
         callback_url=callback_url,
         send_at=send_at,
         job_id=ident,
+        identification=identification_of(entity_id),
     )
     at = now()
     with transaction() as conn:
@@ -158,6 +172,7 @@ def run(job_pk: int) -> Iterator[list[int]]:
         callback_url=job.callback_url,
         send_at=job.send_at,
         job_id=job.id,
+        identification=identification_of(job.legal_entity_id),
     )
     progress = _Progress(job)
     size = max(1, settings().job_batch_rows)

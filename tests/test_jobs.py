@@ -297,3 +297,32 @@ def test_a_large_batch_goes_in_by_copy_with_tabs_backslashes_and_newlines_intact
     assert {m["text"] for m in items} == {text} and {m["template"] for m in items} == {None}
     full = client.get(f"/api/v1/messages/{items[0]['id']}", headers=headers).json
     assert [e["status"] for e in full["events"]] == ["queued"] and full["job"] == r.json["id"]
+
+
+@pytest.mark.parametrize("mode", ["append", "require"])
+def test_rows_get_the_137_fz_identification_and_carry_their_debtor(client, factory, mode):
+    """A job's rows follow the entity's `fz.identification` as single messages do, and `debtor` is a
+    column (API.md "Jobs")."""
+    entity = factory.entity(
+        factory.provider(),
+        fz_enabled=True,
+        fz_identification=mode,
+        creditor_name="ООО Ромашка",
+        contact_phone="+7 495 000-00-00",
+    )
+    headers = factory.headers(entity)
+    body = (
+        "to,text,debtor\n"
+        "+79161234567,Оплатите долг,loan-1\n"
+        "+79161234568,Оплатите долг. ООО Ромашка +7 495 000-00-00,loan-2\n"
+    ).encode()
+    r = post(client, headers, body)
+    assert r.status_code == 202, r.json
+    run(r.json["id"])
+    got = {m["debtor"]: m["text"] for m in messages(client, headers, r.json["id"])}
+    named = "Оплатите долг. ООО Ромашка +7 495 000-00-00"
+    if mode == "append":
+        assert got == {"loan-1": "Оплатите долг\nООО Ромашка, +7 495 000-00-00", "loan-2": named}
+    else:
+        assert got == {"loan-2": named}
+        assert errors(client, headers, r.json["id"]) == [(2, "text", "missing_identification")]

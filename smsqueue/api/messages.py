@@ -15,7 +15,6 @@ from sqlalchemy import and_, func, or_, select, text
 from smsqueue import entity_cache, ingest, jobs, message_search, template_store
 from smsqueue.api.http import json_object, principal, query_args, validate
 from smsqueue.api.schemas import (
-    MAX_TEXT,
     BatchIn,
     BatchItemIn,
     BatchOut,
@@ -188,14 +187,9 @@ def prepare(
 def final_text(text: str, entity: entity_cache.EntityInfo) -> str:
     """The text to store and send: 137-FZ identification applied (rules.identification), still within
     the length limit; a 422 on field `text` otherwise."""
-    try:
-        out = identification.identify(text, identification.Identification.of(entity))
-    except identification.MissingIdentification as exc:
-        raise validation_error([FieldError("text", FieldCode.MISSING_IDENTIFICATION, str(exc))]) from None
-    if len(out) > MAX_TEXT:
-        raise validation_error(
-            [FieldError("text", FieldCode.TOO_LONG, f"at most {MAX_TEXT} characters with the identification")]
-        )
+    out, errors = identification.text_errors(text, identification.Identification.of(entity))
+    if errors:
+        raise validation_error(errors)
     return out
 
 
