@@ -7,9 +7,11 @@ from typing import Any
 from sqlalchemy import Connection, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from smsqueue import entity_cache
 from smsqueue.clock import now
 from smsqueue.db import transaction
 from smsqueue.models import Template
+from smsqueue.rules import audit
 from smsqueue.templates import compile_template
 
 templates_t = Template.__table__
@@ -48,7 +50,9 @@ def create(entity_id: int, code: str, text: str, description: str | None) -> Any
                     updated_at=at,
                 )
             )
-            return get(entity_id, code, conn)
+            row = get(entity_id, code, conn)
+            _audit(conn, "template.create", entity_id, code, None, row)
+            return row
     except IntegrityError:
         raise DuplicateTemplate(code) from None
 
@@ -57,16 +61,32 @@ def replace(entity_id: int, code: str, text: str, description: str | None) -> An
     """The template with its new text and description; None if the entity has none of that code."""
     compile_template(text)
     with transaction() as conn:
-        done = conn.execute(
+        before = get(entity_id, code, conn)
+        if before is None:
+            return None
+        conn.execute(
             update(templates_t)
             .where(t.legal_entity_id == entity_id, t.code == code)
             .values(text=text, description=description, updated_at=now())
         )
-        return get(entity_id, code, conn) if done.rowcount else None
+        row = get(entity_id, code, conn)
+        _audit(conn, "template.update", entity_id, code, before, row)
+        return row
 
 
 def remove(entity_id: int, code: str) -> bool:
     with transaction() as conn:
-        return bool(
-            conn.execute(delete(templates_t).where(t.legal_entity_id == entity_id, t.code == code)).rowcount
-        )
+        done = conn.execute(delete(templates_t).where(t.legal_entity_id == entity_id, t.code == code))
+        if done.rowcount:
+            _audit(conn, "template.delete", entity_id, code, None, None)
+        return bool(done.rowcount)
+
+
+def _state(row: Any) -> dict[str, Any]:
+    return {} if row is None else {"text": row.text, "description": row.description}
+
+
+def _audit(conn: Connection, action: str, entity_id: int, code: str, before: Any, after: Any) -> None:
+    """The audit entry of a template change (API.md "Audit"): object `<entity>/<template>`."""
+    changes = {} if action.endswith(".delete") else audit.diff(_state(before), _state(after))
+    audit.record(conn, action, f"{entity_cache.entity_code(entity_id)}/{code}", changes)

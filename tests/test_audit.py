@@ -115,3 +115,43 @@ def test_filters_cursor_and_rights(client, factory):
     factory.entity(code="own")
     assert client.get("/api/v1/audit", headers=factory.headers("own")).status_code == 403
     assert json.dumps(entries(client, admin))  # plain JSON throughout
+
+
+def test_stop_list_and_template_changes_are_recorded(client, factory):
+    """API.md "Audit" names the stop list and templates too: each put (created or updated), batch item
+    and delete is an entry, in the transaction of the change."""
+    admin = factory.headers()
+    entity = factory.entity(code="audited")
+    base = f"/api/v1/legal-entities/{entity.code}"
+    r = client.put(f"{base}/stop-list/numbers/89161234567", json={"reason": "refused"}, headers=admin)
+    assert r.status_code == 201, r.get_json()
+    r = client.put(
+        f"{base}/stop-list/numbers/+79161234567",
+        json={"reason": "protected", "note": "Ф.И.О."},
+        headers=admin,
+    )
+    assert r.status_code == 200, r.get_json()
+    batch = {"entries": [{"debtor": "loan-7", "reason": "representative_only"}]}
+    assert client.post(f"{base}/stop-list/batch", json=batch, headers=admin).status_code == 200
+    assert client.delete(f"{base}/stop-list/numbers/+79161234567", headers=admin).status_code == 204
+    template = {"code": "remind", "text": "Долг {sum}"}
+    assert client.post(f"{base}/templates", json=template, headers=admin).status_code == 201
+    put = {"text": "Долг {sum} руб."}
+    assert client.put(f"{base}/templates/remind", json=put, headers=admin).status_code == 200
+    assert client.delete(f"{base}/templates/remind", headers=admin).status_code == 204
+
+    items = list(reversed(entries(client, admin)))
+    got = [(i["action"], i["object"]) for i in items if i["object"].startswith("audited/")]
+    assert got == [
+        ("stop_list_entry.create", "audited/number/+79161234567"),
+        ("stop_list_entry.update", "audited/number/+79161234567"),
+        ("stop_list_entry.create", "audited/debtor/loan-7"),
+        ("stop_list_entry.delete", "audited/number/+79161234567"),
+        ("template.create", "audited/remind"),
+        ("template.update", "audited/remind"),
+        ("template.delete", "audited/remind"),
+    ]
+    changes = [i["changes"] for i in items if i["object"].startswith("audited/")]
+    assert changes[0]["reason"] == [None, "refused"]
+    assert changes[1] == {"reason": ["refused", "protected"], "note": [None, "Ф.И.О."]}
+    assert changes[5] == {"text": ["Долг {sum}", "Долг {sum} руб."]}

@@ -12,6 +12,7 @@ from contextvars import ContextVar
 from datetime import date, datetime
 from typing import Any
 
+from sqlalchemy import Connection, insert
 from sqlalchemy.orm import Session
 
 from smsqueue.models import AuditEntry
@@ -49,15 +50,19 @@ def diff(
     return out
 
 
-def record(session: Session, action: str, object_: str, changes: Mapping[str, Any] | None = None) -> None:
+def record(
+    session: Session | Connection, action: str, object_: str, changes: Mapping[str, Any] | None = None
+) -> None:
     """Add one entry (`action` like "legal_entity.update", `object_` the object's code or id) to the
-    session's transaction. An update that changed nothing is not recorded."""
+    transaction of the session (ORM services) or connection (Core services: the stop list, templates).
+    An update that changed nothing is not recorded."""
     if changes is not None and not changes and action.endswith(".update"):
         return
     key_id, key_name = _actor.get()
-    session.add(
-        AuditEntry(
-            key_id=key_id, key_name=key_name, action=action, object=object_, changes=dict(changes or {})
-        )
-    )
+    values = {"key_id": key_id, "key_name": key_name, "action": action, "object": object_}
+    values["changes"] = dict(changes or {})
+    if isinstance(session, Connection):
+        session.execute(insert(AuditEntry.__table__).values(**values))
+        return
+    session.add(AuditEntry(**values))
     session.flush()
