@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, select
 
 from smsqueue import ratelimit
 from smsqueue.clock import now
@@ -31,6 +31,7 @@ from smsqueue.messages import (
     Followups,
     messages_t,
     ring_after_grace,
+    set_each,
     transition,
     transition_many,
 )
@@ -58,10 +59,12 @@ def lock_due(conn: Connection, pks: Sequence[int], at: datetime) -> list[Any]:
 
 def lock_next_due(conn: Connection, at: datetime, limit: int) -> list[Any]:
     """The due queued messages, oldest due first, at most `limit`, locked; rows another claim holds are
-    skipped, so concurrent workers take disjoint batches (index ix_messages_queued_due)."""
+    skipped, so concurrent workers take disjoint batches (index ix_messages_queued_due). Due by `at`
+    itself: a message waiting for a rate-limit token is not taken before its token is there (it would
+    only be put back, and rung again); a doorbell rung for given ids keeps DUE_TOLERANCE (`lock_due`)."""
     stmt = (
         select(messages_t)
-        .where(m.status == Status.QUEUED.value, m.next_attempt_at <= at + DUE_TOLERANCE)
+        .where(m.status == Status.QUEUED.value, m.next_attempt_at <= at)
         .order_by(m.next_attempt_at)
         .limit(limit)
         .with_for_update(skip_locked=True)
@@ -158,18 +161,17 @@ def _take_tokens(
             grant = ratelimit.Grant(0, 5.0)
         admitted += group[: grant.granted]
         waiting = group[grant.granted :]
+        held: list[tuple[int, dict[str, Any]]] = []
         for i, (row, _) in enumerate(waiting):
             # Spread the waiting ones over the time their tokens take to come back.
             delay = grant.wait + (i / rate if rate else 0.0)
             due = at + timedelta(seconds=delay)
             short = delay <= SHORT_WAIT
-            conn.execute(
-                update(messages_t)
-                .where(m.pk == row.pk, m.status == Status.QUEUED.value)
-                .values(next_attempt_at=due, ring_at=ring_after_grace(due) if short else due)
-            )
+            ring_at = ring_after_grace(due) if short else due
+            held.append((row.pk, {"next_attempt_at": due, "ring_at": ring_at}))
             if short:
                 followups.later.append((row.pk, delay))
+        set_each(conn, held, Status.QUEUED)  # one statement for the batch's waiting ones
     return admitted
 
 

@@ -1,5 +1,6 @@
-"""The send task: a doorbell. It claims every due message, oldest due first, in batches (the rows say
-what to do); the message ids it may carry (rung by a sweep or a countdown for those) are only a hint."""
+"""The send task: a doorbell. It sends the due ones among the ids it carries (a sweep's or a countdown's
+ring for those), then claims every other due message, oldest due first, in batches, until a claim finds
+less than a full batch (the requests' doorbell carries no ids: one rings for them all)."""
 
 from __future__ import annotations
 
@@ -17,8 +18,9 @@ SEND_BUDGET = 20.0
 
 @app.task(name=Tasks.SEND_MESSAGES, ignore_result=True)
 def send_messages(pks: list[int] | None = None) -> None:
-    del pks  # the claim is by query: whatever is due, these among them
     answer_doorbell()
+    if pks:
+        ring_followups(sending.process(pks))
     started = time.monotonic()
     while True:
         limit = sending.claim_size()
