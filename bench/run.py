@@ -26,6 +26,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -230,21 +231,32 @@ def single_request(port: int, path: str, headers: dict[str, str]) -> Any:
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def cpu_by_process() -> dict[str, float]:
-    """CPU seconds used so far, by kind of process (from /proc): where a request's cost goes."""
-    out: dict[str, float] = {}
+def read_proc() -> Iterator[tuple[str, str, list[str]]]:
+    """(pid, process name, the stat fields after the name) of every process, from /proc."""
     for pid in os.listdir("/proc"):
         if not pid.isdigit():
             continue
         try:
             with open(f"/proc/{pid}/stat") as fh:
                 stat = fh.read()
+        except OSError:
+            continue
+        yield pid, stat[stat.index("(") + 1 : stat.rindex(")")], stat[stat.rindex(")") + 2 :].split()
+
+
+def cpu_seconds(fields: list[str]) -> float:
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def cpu_by_process() -> dict[str, float]:
+    """CPU seconds used so far, by kind of process (from /proc): where a request's cost goes."""
+    out: dict[str, float] = {}
+    for pid, name, fields in read_proc():
+        try:
             with open(f"/proc/{pid}/cmdline") as fh:
                 cmd = fh.read()
         except OSError:
             continue
-        name = stat[stat.index("(") + 1 : stat.rindex(")")]
-        fields = stat[stat.rindex(")") + 2 :].split()
         kind = (
             "postgres" if name.startswith("postgres")
             else "redis" if name.startswith("redis")
@@ -252,7 +264,7 @@ def cpu_by_process() -> dict[str, float]:
             else "loadgen" if pid == str(os.getpid())
             else "other"
         )  # fmt: skip
-        out[kind] = out.get(kind, 0.0) + (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+        out[kind] = out.get(kind, 0.0) + cpu_seconds(fields)
     return out
 
 
@@ -418,19 +430,8 @@ def accounted(
 
 
 def cpu_of_processes() -> dict[int, tuple[int, float]]:
-    """pid -> (process group, CPU seconds used so far), from /proc."""
-    out: dict[int, tuple[int, float]] = {}
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            with open(f"/proc/{pid}/stat") as fh:
-                stat = fh.read()
-        except OSError:
-            continue
-        fields = stat[stat.rindex(")") + 2 :].split()
-        out[int(pid)] = (int(fields[2]), (int(fields[11]) + int(fields[12])) / CLOCK_TICKS)
-    return out
+    """pid -> (process group, CPU seconds used so far)."""
+    return {int(pid): (int(fields[2]), cpu_seconds(fields)) for pid, _, fields in read_proc()}
 
 
 def our_cpu(env: Env, groups: dict[str, list[int]]) -> dict[str, float]:
@@ -487,7 +488,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds of ingest vs baseline")
     parser.add_argument("--e2e-messages", type=int, default=20000)
     parser.add_argument("--e2e-workers", type=int, default=1)
-    parser.add_argument("--e2e-concurrency", type=int, default=4)
+    parser.add_argument("--e2e-concurrency", type=int, default=2)
     parser.add_argument("--single-e2e-messages", type=int, default=10000)
     parser.add_argument("--only", default="ingest,batch,e2e,single_e2e,rules")
     args = parser.parse_args(argv)
