@@ -420,9 +420,7 @@ def transition_each(
         return out
     c = messages_t.c
     names = sorted(rows[0][1])
-    arrays = [bindparam("pk_list", [pk for pk, _, _ in rows], type_=ARRAY(c.pk.type))]
-    arrays += [bindparam(f"{n}_list", [own[n] for _, own, _ in rows], type_=ARRAY(c[n].type)) for n in names]
-    joined = func.unnest(*arrays).table_valued("pk", *names).render_derived(name="v")
+    joined = _joined([(pk, own) for pk, own, _ in rows], names)
     stmt = (
         update(messages_t)
         .where(c.pk == joined.c.pk, c.status.in_(allowed_sources(to, expected)))
@@ -445,6 +443,35 @@ def transition_each(
     )
     count_final(to, len(moved))
     return [Moved(r.pk, r.id, r.event_seq, to) for r in moved]
+
+
+def _joined(rows: Sequence[tuple[int, Mapping[str, Any]]], names: Sequence[str]) -> Any:
+    """Per-row values as a derived table `v(pk, *names)`, joined in from arrays (PostgreSQL `unnest`):
+    one statement and one cached plan whatever the number of rows."""
+    c = messages_t.c
+    arrays = [bindparam("pk_list", [pk for pk, _ in rows], type_=ARRAY(c.pk.type))]
+    arrays += [bindparam(f"{n}_list", [own[n] for _, own in rows], type_=ARRAY(c[n].type)) for n in names]
+    return func.unnest(*arrays).table_valued("pk", *names).render_derived(name="v")
+
+
+def set_each(conn: Connection, rows: Sequence[tuple[int, Mapping[str, Any]]], status: Status) -> None:
+    """Set columns that differ per message, on those still in `status`, without a change of status (no
+    event): `rows` are (pk, its column values), every row naming the same columns. One UPDATE on
+    PostgreSQL; one per row elsewhere."""
+    if not rows:
+        return
+    c = messages_t.c
+    if conn.dialect.name != "postgresql" or len(rows) == 1:
+        for pk, own in rows:
+            conn.execute(update(messages_t).where(c.pk == pk, c.status == status.value).values(**own))
+        return
+    names = sorted(rows[0][1])
+    joined = _joined(rows, names)
+    conn.execute(
+        update(messages_t)
+        .where(c.pk == joined.c.pk, c.status == status.value)
+        .values(**{n: joined.c[n] for n in names})
+    )
 
 
 def transition(

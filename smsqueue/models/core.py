@@ -141,6 +141,8 @@ class Message(Base):
     __table_args__ = (
         # Periodic sweeps read only due rows of one status: each has its own partial index.
         Index("ix_messages_queued_ring", "ring_at", **partial_index("status = 'queued'")),
+        # The sender's claim: due queued messages, oldest due first (smsqueue.sending.lock_next_due).
+        Index("ix_messages_queued_due", "next_attempt_at", **partial_index("status = 'queued'")),
         Index("ix_messages_scheduled_due", "next_attempt_at", **partial_index("status = 'scheduled'")),
         Index("ix_messages_sending_due", "next_attempt_at", **partial_index("status = 'sending'")),
         Index("ix_messages_sent_check", "next_status_check_at", **partial_index("status = 'sent'")),
