@@ -48,10 +48,11 @@ class NewMessage:
     debtor: str | None = None
     idempotency_key: str | None = None
     request_hash: str | None = None
-    debtor: str | None = None
     template: str | None = None
     job_id: uuid.UUID | None = None
     job_row: int | None = None
+    # The X-Request-Id of the HTTP request that made it: the worker's log lines for it carry it.
+    request_id: str | None = None
 
     def initial_status(self, at: datetime) -> Status:
         return Status.SCHEDULED if self.send_at is not None and self.send_at > at else Status.QUEUED
@@ -152,6 +153,7 @@ def _rows(items: Sequence[NewMessage], at: datetime) -> tuple[list[dict[str, Any
                 "template": item.template,
                 "job_id": item.job_id,
                 "job_row": item.job_row,
+                "request_id": item.request_id,
                 "attempts": 0,
                 "next_attempt_at": _due_at(status, item.send_at, item.valid_until, at),
                 "ring_at": ring_after_grace(at) if status is Status.QUEUED else None,
@@ -196,7 +198,7 @@ _MESSAGE_COLUMNS = (
     "id", "legal_entity_id", "recipient", "text", "sender", "requested_provider_id", "status", "reason",
     "segments", "encoding", "send_at", "valid_until", "recipient_timezone", "callback_url", "reference",
     "debtor", "idempotency_key", "request_hash", "attempts", "next_attempt_at", "ring_at", "status_checks",
-    "event_seq", "created_at", "updated_at", "template", "job_id", "job_row",
+    "event_seq", "created_at", "updated_at", "template", "job_id", "job_row", "request_id",
 )  # fmt: skip
 _UUID_COLUMNS = frozenset({"id", "job_id"})
 # Accepting messages is the API's hot path. On PostgreSQL the messages and their first events go in one

@@ -20,7 +20,7 @@ from typing import Any
 
 from sqlalchemy import Connection, select, update
 
-from smsqueue import evidence, pauses, ratelimit
+from smsqueue import evidence, logs, pauses, ratelimit
 from smsqueue.clock import now
 from smsqueue.config import settings
 from smsqueue.db import transaction
@@ -318,6 +318,9 @@ def _send(lock: Any) -> Followups:
         claimed = claim_rows(conn, rows, at, followups)
     if not claimed:
         return followups
+    for c in claimed:
+        with logs.request_id_bound(c.message.request_id):
+            log.info("sending message %s via %s (attempt %d)", c.message.id, c.link.provider.code, c.attempt)
     results = call_all(claimed)
     _learn_call_seconds(results)
     at = now()

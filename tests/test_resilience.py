@@ -14,6 +14,7 @@ from sqlalchemy import func, select, text
 from smsqueue.db import get_engine, transaction
 from smsqueue.models import Message
 from smsqueue.rules.limits import lock_key
+from smsqueue.rules.subjects import scope_of
 from smsqueue.statuses import FINAL
 
 pytestmark = pytest.mark.pipeline
@@ -72,7 +73,7 @@ def test_worker_killed_in_the_middle_of_a_500_message_claim_loses_none_and_sends
     entity = factory.entity(factory.provider(simulator.url))
     items = [{"to": f"+7916{i:07d}", "text": f"msg {i}"} for i in range(500)]
     held = get_engine().connect()
-    held.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": lock_key(entity.id, "+79160000250")})
+    held.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": lock_key(scope_of(entity), "+79160000250")})
     worker = processes.worker(concurrency=2, SMSQUEUE_SEND_BATCH_SIZE="500")
     r = client.post("/api/v1/messages/batch", json={"messages": items}, headers=factory.headers(entity))
     assert r.status_code == 200 and all("id" in x for x in r.json["results"])

@@ -215,6 +215,8 @@ class Message(Base):
     # SQLite adds the column without copying the table (which would drop its change triggers).
     job_id: Mapped[uuid.UUID | None] = mapped_column()  # the job's public id
     job_row: Mapped[int | None] = mapped_column(Integer)
+    # The X-Request-Id of the request that made it, for the worker's log lines about it.
+    request_id: Mapped[str | None] = mapped_column(String(128))
     request_hash: Mapped[str | None] = mapped_column(String(64))
     # Sending state: attempts on the current provider, providers given up on, when it is next due
     # (queued/scheduled: to be sent; sending: to be reconciled).
