@@ -126,6 +126,7 @@ def create_template(code: str) -> Response:
     summary="Read a template",
     tag=TAG,
     responses={200: TemplateOut, **ERRORS},
+    description="An entity key reads its own entities' templates; an unknown template is 404.",
 )
 def get_template(code: str, template: str) -> Response:
     row = template_store.get(_entity_id(code, write=False), template)
