@@ -175,3 +175,14 @@ def test_cli_keys_list_and_revoke(factory, test_env):
     assert auth.lookup(key) is None
     assert "revoked" in next(row for row in cli(env, "keys", "list").stdout.splitlines() if prefix in row)
     assert cli(env, "keys", "revoke", "999999").returncode == 1
+
+
+def test_a_rate_limit_must_be_a_number(client, factory):
+    """Found by schemathesis: `true` was taken for 1 request a second."""
+    admin = factory.headers()
+    for bad in (True, "5", [5]):
+        r = client.post("/api/v1/keys", json={"role": "admin", "rate_limit_per_second": bad}, headers=admin)
+        assert r.status_code == 422, (bad, r.get_json())
+        assert r.get_json()["errors"][0]["field"] == "rate_limit_per_second"
+    r = client.post("/api/v1/keys", json={"role": "admin", "rate_limit_per_second": 5}, headers=admin)
+    assert r.status_code == 201 and r.get_json()["rate_limit_per_second"] == 5

@@ -18,6 +18,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import text
+
 from smsqueue.clock import now
 from smsqueue.db import transaction
 from smsqueue.messages import NewMessage, insert_messages, transition
@@ -204,6 +206,23 @@ def test_polling_sees_every_change_once_while_messages_change(client, factory):
     assert stats["made"] > 100 and stats["polls"] > 20 and stats["aborted"] > 0, stats
 
 
+def old_transactions(seconds: float = 5.0) -> list[tuple]:
+    """Transactions of the cluster open longer than this: what holds the horizon back (any database's,
+    since pg_snapshot_xmin is the cluster's), for a failure message."""
+    with transaction() as conn:
+        return [
+            tuple(r)
+            for r in conn.execute(
+                text(
+                    "SELECT datname, pid, application_name, state, now() - xact_start, left(query, 120) "
+                    "FROM pg_stat_activity WHERE xact_start < now() - make_interval(secs => :s) "
+                    "AND pid <> pg_backend_pid()"
+                ),
+                {"s": seconds},
+            )
+        ]
+
+
 def follow(
     client: Any, headers: dict[str, str], since: str, cursor: str | None, want: int, timeout: float = 20
 ) -> tuple[list[tuple[str, str]], str]:
@@ -220,6 +239,7 @@ def follow(
         items, cursor = poll(client, headers, since, cursor, 10)
         seen += [(i["id"], i["status"]) for i in items]
     assert cursor is not None
+    assert len(seen) >= want, ("the horizon did not pass", old_transactions())
     return seen, cursor
 
 
@@ -288,7 +308,7 @@ def test_cursor_rules(client, factory):
         if body["items"] or time.monotonic() > deadline:
             break
         time.sleep(0.1)
-    assert [x["id"] for x in body["items"]] == [second] and body["next_cursor"]
+    assert [x["id"] for x in body["items"]] == [second] and body["next_cursor"], old_transactions()
     assert first in [x["id"] for x in seen]
     # A created-order cursor is not a changes cursor.
     with transaction() as conn:

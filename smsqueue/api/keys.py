@@ -31,6 +31,7 @@ MAX_RATE = 100_000.0
 
 RATE = Field(
     None,
+    strict=True,  # a JSON number: `true` is not 1
     gt=0,
     le=MAX_RATE,
     description="Requests a second this key may make, counted across every web process (a burst of "
