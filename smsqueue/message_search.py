@@ -75,6 +75,7 @@ class MessageFilter:
     statuses: Collection[str] = ()
     to: str | None = None  # E.164
     reference: str | None = None
+    debtor: str | None = None  # led by the (entity, debtor) index, as `to` and `reference` by theirs
     created_after: datetime | None = None  # exclusive
     created_before: datetime | None = None  # exclusive
 
@@ -90,6 +91,8 @@ def conditions(f: MessageFilter) -> list[ColumnElement[bool]]:
         out.append(m.recipient == f.to)
     if f.reference is not None:
         out.append(m.reference == f.reference)
+    if f.debtor is not None:
+        out.append(m.debtor == f.debtor)
     if f.created_after is not None:
         out.append(m.created_at > f.created_after)
     if f.created_before is not None:

@@ -13,6 +13,7 @@ def register(app: Flask) -> None:
         pages_entities,
         pages_messages,
         pages_providers,
+        pages_stop_list,
     )
     from smsqueue.console import session as console_session
     from smsqueue.console.blueprint import bp

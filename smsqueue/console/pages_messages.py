@@ -36,6 +36,7 @@ class SearchForm:
     statuses: list[str]
     to: str | None = None
     reference: str | None = None
+    debtor: str | None = None
     ident: uuid.UUID | None = None
     entity: str | None = None
     after: datetime | None = None
@@ -48,7 +49,7 @@ class SearchForm:
 
 
 def read_form(args: MultiDict[str, str], zone: ZoneInfo) -> SearchForm:
-    names = ("to", "reference", "id", "entity", "after", "before")
+    names = ("to", "reference", "debtor", "id", "entity", "after", "before")
     values = {n: (args.get(n) or "").strip()[:MAX_FIELD] for n in names}
     known = {s.value for s in Status}
     form = SearchForm(values, [s for s in args.getlist("status") if s in known])
@@ -58,6 +59,7 @@ def read_form(args: MultiDict[str, str], zone: ZoneInfo) -> SearchForm:
         except PhoneError:
             form.errors["to"] = t.invalid_phone
     form.reference = values["reference"] or None
+    form.debtor = values["debtor"] or None
     form.entity = values["entity"] or None
     if values["id"]:
         try:
@@ -84,8 +86,8 @@ def message_filter(form: SearchForm, who: Principal, names: queries.Names) -> Me
         entity_ids = [entity_id]
     elif not who.is_admin:
         entity_ids = sorted(who.entity_ids)
-    elif form.to is not None or form.reference is not None:
-        # Every entity, spelled out: the number and reference indexes begin with the entity.
+    elif form.to is not None or form.reference is not None or form.debtor is not None:
+        # Every entity, spelled out: the number, reference and debtor indexes begin with the entity.
         entity_ids = sorted(names.entities)
     else:
         entity_ids = None
@@ -96,6 +98,7 @@ def message_filter(form: SearchForm, who: Principal, names: queries.Names) -> Me
         statuses=form.statuses,
         to=form.to,
         reference=form.reference,
+        debtor=form.debtor,
         created_after=form.after,
         created_before=form.before,
     )
@@ -111,6 +114,7 @@ def _row(r: Any, names: queries.Names) -> dict[str, Any]:
         "status": r.status,
         "provider": names.provider_code(r.provider_id),
         "reference": r.reference,
+        "debtor": r.debtor,
         "text": text,
     }
 
@@ -207,6 +211,7 @@ def message(message_id: str) -> str:
         (t.label_segments, f"{row.segments}"),
         (t.label_encoding, row.encoding),
         (t.label_reference, row.reference),
+        (t.label_debtor, row.debtor),
         (t.label_recipient_timezone, row.recipient_timezone),
         (t.label_callback_url, row.callback_url),
     ]

@@ -51,6 +51,7 @@ field_to = "Номер"
 field_to_hint = "В любом виде: +7 916 123-45-67, 89161234567"
 field_reference = "Ваш идентификатор (reference)"
 field_id = "ID сообщения"
+field_debtor = "Должник (debtor)"
 field_status = "Статус"
 field_entity = "Организация"
 field_after = "Создано после"
@@ -76,6 +77,7 @@ col_status = "Статус"
 col_provider = "Провайдер"
 col_reference = "Reference"
 col_text = "Текст"
+col_debtor = "Должник"
 
 # --- message page -------------------------------------------------------------------------------------
 message_title = "Сообщение"
@@ -102,6 +104,7 @@ label_valid_until = "Действительно до"
 label_recipient_timezone = "Пояс получателя"
 label_callback_url = "Адрес уведомлений"
 label_reference = "Reference"
+label_debtor = "Должник (debtor)"
 label_created = "Создано"
 label_updated = "Изменено"
 col_seq = "№"
@@ -205,6 +208,57 @@ add_none = "— не добавлять —"
 no_links = "Провайдеров нет: организация не может отправлять."
 provider_disabled_note = "провайдер выключен"
 
+stop_heading = "Стоп-лист"
+stop_lead = (
+    "Номера и должники, с которыми нельзя взаимодействовать (230-ФЗ, ст. 7 и 8): сообщение им отклоняется "
+    "при отправке, даже принятое раньше записи. У организаций одной группы лимитов стоп-лист общий."
+)
+stop_read_only = "Добавлять и убирать записи может ключ администратора."
+stop_filter = "Отбор"
+stop_filter_to = "Номер"
+stop_filter_debtor = "Должник"
+stop_filter_reason = "Причина"
+stop_any_reason = "Любая"
+stop_show = "Показать"
+stop_reset = "Все записи"
+stop_empty = "Записей нет."
+stop_add_heading = "Добавить в стоп-лист"
+stop_kind = "Что добавить"
+stop_kind_number = "номер"
+stop_kind_debtor = "должника (его ID у вас)"
+stop_value = "Номер или ID должника"
+stop_value_hint = "Номер в любом виде: +7 916 123-45-67; ID должника — как в поле debtor сообщений."
+stop_reason_label = "Причина"
+stop_note = "Примечание"
+stop_note_hint = "Например, как пришёл отказ."
+stop_document = "Документ"
+stop_document_hint = "Номер или ссылка на документ-основание."
+stop_until = "Действует до"
+stop_until_hint = "Пусто — бессрочно. По истечении запись остаётся в списке, но не действует."
+stop_add = "Добавить"
+stop_remove = "Убрать"
+stop_forever = "бессрочно"
+stop_active = "действует"
+stop_inactive = "истекла"
+saved_stop = "Запись стоп-листа сохранена (если она уже была — обновлена)."
+stop_removed = "Запись убрана из стоп-листа."
+stop_gone = "Этой записи уже нет в стоп-листе."
+stop_bad_key = "Неверная запись стоп-листа."
+stop_more = "Следующие записи"
+col_stop_key = "Номер или должник"
+col_stop_reason = "Причина"
+col_stop_note = "Примечание и документ"
+col_stop_until = "До"
+col_stop_state = "Состояние"
+col_stop_created = "Добавлена"
+STOP_REASONS: dict[str, str] = {
+    "refused": "отказ от взаимодействия (ст. 8)",
+    "representative_only": "только через представителя (ст. 8)",
+    "protected": "защищённое лицо (ст. 7 ч. 1)",
+    "wrong_number": "номер не должника",
+    "other": "другое",
+}
+
 # Codes of the API's field errors, as the forms show them next to the field.
 FIELD_ERRORS: dict[str, str] = {
     "required": "Обязательное поле.",
@@ -225,6 +279,9 @@ FIELD_ERRORS: dict[str, str] = {
     "invalid_timezone": "Такого часового пояса нет.",
     "invalid_inn": "Неверный ИНН.",
     "invalid_url": "Неверный адрес.",
+    "invalid_phone": "Номер не распознан.",
+    "invalid_datetime": "Укажите дату и время.",
+    "invalid_cursor": "Ссылка на страницу устарела.",
 }
 
 # --- providers ----------------------------------------------------------------------------------------
@@ -319,6 +376,10 @@ DETAIL_SOURCES: dict[str, str] = {
 def field_error(code: str, message: str) -> str:
     """An API field error as a form shows it: our words for its code, else the API's own message."""
     return FIELD_ERRORS.get(code, message)
+
+
+def stop_reason(code: str) -> str:
+    return STOP_REASONS.get(code, code)
 
 
 def status(code: str | None) -> str:
