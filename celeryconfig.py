@@ -79,6 +79,14 @@ beat_schedule = {
     "reconcile-sending": {"task": Tasks.RECONCILE_SENDING, "schedule": max(_s.sweep_interval, 2.0)},
     "sweep-webhooks": {"task": WebhookTasks.SWEEP, "schedule": _s.webhook_sweep_interval},
     "purge-counters": {"task": Tasks.PURGE_COUNTERS, "schedule": 3600.0},
+    # A run stops before the next is due; two beats' runs skip each other's rows (SKIP LOCKED).
+    "purge-messages": {
+        "task": Tasks.PURGE_MESSAGES,
+        "schedule": _s.purge_interval,
+        "options": {"expires": _s.purge_interval},
+    },
+    # Starts jobs whose task was lost and resumes those whose worker died (their hold ran out).
+    "resume-jobs": {"task": Tasks.RESUME_JOBS, "schedule": max(_s.sweep_interval, 1.0)},
 }
 # A beat tick that nobody ran before the next one is worthless: let it expire instead of piling up.
 for _entry in beat_schedule.values():

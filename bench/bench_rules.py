@@ -1,13 +1,16 @@
-"""Benchmark of the rules check: the time per send decision (the claim's stop-list lookup, then
-`policy.decide_many`: per-number locks, the FZ counters read, counted and marked) with 10 thousand past
-messages and no stop-list entries, and with 1 million past messages and 100 thousand entries.
+"""Benchmark of the rules check: the time per send decision (`policy.decide_many`: per-debtor and
+per-number locks, the FZ counters and the rolling windows' minutes read, counted and marked) with 10
+thousand and with 1 million past messages in the tables, every entity with `fz.rolling_windows` on and
+every message about a debtor (three numbers each).
 
-The counts come from the `fz_counters` table by primary key, never from a scan of `messages`, so the
-time per decision must not grow with the history: the 1M figure must be at most 1.5x the 10k figure
-(the exit code is 1 otherwise). The stop-list lookup alone (`stop_list.stopped`, one query per batch
-through the unique (scope, kind, value) index) is also measured with none and with 100 thousand
-entries, and its ratio reported (not gated: an empty index against a three-level one differs by a few
-microseconds a message, which the machine's noise can push either way; the gate is the whole decision).
+The counts come from the `fz_counters` table by primary key and the rolling windows from `fz_minutes`
+by a key range, never from a scan of `messages`, so the time per decision must not grow with the
+history: the 1M figure must be at most 1.5x the 10k figure (the exit code is 1 otherwise).
+The large run also has 100 thousand stop-list entries, the small one none. The stop-list lookup alone
+(`stop_list.stopped`, one query per batch through the unique (scope, kind, value) index) is also
+measured with none and with 100 thousand entries, and its ratio reported (not gated: an empty index
+against a three-level one differs by a few microseconds a message, which the machine's noise can push
+either way; the gate is the whole decision).
 
     python bench/bench_rules.py [--batches 60] [--batch-size 50] [--keep]
 
@@ -37,6 +40,7 @@ STOP_ENTRIES = 100_000
 DEBTORS = 50_000  # debtor ids of the benchmark's messages: "debtor-<n>"
 # recipients of the history: 1 per 10 past messages, so the large history has 100k numbers
 MESSAGES_PER_RECIPIENT = 10
+NUMBERS_PER_DEBTOR = 3
 WARM_UP = 10  # batches run before measuring (plans, caches, the connection pool)
 
 
@@ -61,16 +65,23 @@ def phone(i: int) -> str:
     return f"+7916{i:07d}"
 
 
+def debtor(i: int) -> str:
+    """The debtor of the number `phone(i)`: three numbers each."""
+    return f"debtor-{i // NUMBERS_PER_DEBTOR}"
+
+
 # --- seeding ------------------------------------------------------------------------------------------
 
 SEED_MESSAGES = """
 INSERT INTO messages (id, legal_entity_id, recipient, text, status, segments, encoding, attempts,
                       status_checks, event_seq, provider_id, provider_message_id, sent_at, fz_counted_on,
-                      created_at, updated_at)
+                      fz_counted_at, debtor, created_at, updated_at)
 SELECT gen_random_uuid(), e.id, '+7916' || lpad((g % :recipients)::text, 7, '0'), 'bench history',
        CASE WHEN g % 10 = 0 THEN 'failed' ELSE 'delivered' END, 1, 'GSM-7', 1, 1, 4,
        :provider_id, g::text, t.at,
        CASE WHEN g % 10 = 0 THEN NULL ELSE (t.at AT TIME ZONE 'Europe/Moscow')::date END,
+       CASE WHEN g % 10 = 0 THEN NULL ELSE date_trunc('minute', t.at) END,
+       'debtor-' || ((g % :recipients) / :per_debtor)::text,
        t.at, t.at
 FROM generate_series(:first, :last) AS g
 JOIN legal_entities e ON e.id = (SELECT min(id) FROM legal_entities) + g % :entities
@@ -80,19 +91,25 @@ CROSS JOIN LATERAL (
 ) AS t
 """
 
-# What the policy would have counted for those messages: one row per (entity, number, period).
+# What the policy would have counted for those messages: one row per (entity, subject, period) for the
+# debtor and for the number of each, and one per (entity, subject, minute) of the last 31 days (older
+# minutes are purged).
 REBUILD_COUNTERS = """
-TRUNCATE fz_counters;
-INSERT INTO fz_counters (legal_entity_id, recipient, period, period_start, count)
-SELECT legal_entity_id, recipient, 'day', fz_counted_on, count(*)
-FROM messages WHERE fz_counted_on IS NOT NULL GROUP BY 1, 2, 4;
-INSERT INTO fz_counters (legal_entity_id, recipient, period, period_start, count)
-SELECT legal_entity_id, recipient, 'week', date_trunc('week', fz_counted_on)::date, count(*)
-FROM messages WHERE fz_counted_on IS NOT NULL GROUP BY 1, 2, 4;
-INSERT INTO fz_counters (legal_entity_id, recipient, period, period_start, count)
-SELECT legal_entity_id, recipient, 'month', date_trunc('month', fz_counted_on)::date, count(*)
-FROM messages WHERE fz_counted_on IS NOT NULL GROUP BY 1, 2, 4;
-ANALYZE messages; ANALYZE fz_counters;
+TRUNCATE fz_counters; TRUNCATE fz_minutes;
+CREATE TEMP TABLE counted AS
+SELECT 'e:' || legal_entity_id::text AS scope, s.subject, fz_counted_on AS d, fz_counted_at AS m
+FROM messages CROSS JOIN LATERAL (VALUES (recipient), ('d:' || debtor)) AS s(subject)
+WHERE fz_counted_on IS NOT NULL AND s.subject IS NOT NULL;
+INSERT INTO fz_counters (scope, subject, period, period_start, count)
+SELECT scope, subject, 'day', d, count(*) FROM counted GROUP BY 1, 2, 4;
+INSERT INTO fz_counters (scope, subject, period, period_start, count)
+SELECT scope, subject, 'week', date_trunc('week', d)::date, count(*) FROM counted GROUP BY 1, 2, 4;
+INSERT INTO fz_counters (scope, subject, period, period_start, count)
+SELECT scope, subject, 'month', date_trunc('month', d)::date, count(*) FROM counted GROUP BY 1, 2, 4;
+INSERT INTO fz_minutes (scope, subject, minute, count)
+SELECT scope, subject, m, count(*) FROM counted WHERE m > now() - interval '31 days' GROUP BY 1, 2, 3;
+DROP TABLE counted;
+ANALYZE messages; ANALYZE fz_counters; ANALYZE fz_minutes;
 """
 
 
@@ -112,6 +129,7 @@ def make_entities() -> int:
         "fz_per_day": 1000,
         "fz_per_week": 1000,
         "fz_per_month": 1000,
+        "fz_rolling_windows": True,
     }
     with session_scope() as session:
         provider, _ = admin.create_provider(session, code="bench", kind="smsc", settings={"login": "x"})
@@ -143,6 +161,7 @@ def seed(first: int, last: int, provider_id: int) -> float:
         "entities": ENTITIES,
         "days": HISTORY_DAYS,
         "provider_id": provider_id,
+        "per_debtor": NUMBERS_PER_DEBTOR,
     }
     bulk = last - first > 100_000
     started = time.perf_counter()
@@ -236,7 +255,7 @@ def measure_stop_list(history: int, batches: int, batch_size: int) -> tuple[list
     return per_message, hits
 
 
-def table_sizes() -> tuple[int, int]:
+def table_sizes() -> tuple[int, int, int]:
     from sqlalchemy import text
 
     from smsqueue.db import transaction
@@ -244,7 +263,8 @@ def table_sizes() -> tuple[int, int]:
     with transaction() as conn:
         messages = conn.execute(text("SELECT count(*) FROM messages")).scalar_one()
         counters = conn.execute(text("SELECT count(*) FROM fz_counters")).scalar_one()
-    return messages, counters
+        minutes = conn.execute(text("SELECT count(*) FROM fz_minutes")).scalar_one()
+    return messages, counters, minutes
 
 
 # --- measuring ----------------------------------------------------------------------------------------
@@ -273,17 +293,18 @@ def measure(history: int, batches: int, batch_size: int) -> list[float]:
     for _ in range(batches + WARM_UP):  # the first ones warm the caches and are not counted
         with engine.connect() as conn:
             tx = conn.begin()
+            numbers = [rng.randrange(recipients) for _ in range(batch_size)]
             items = [
                 NewMessage(
                     id=uuid.uuid4(),
                     legal_entity_id=rng.choice(entity_ids),
-                    to=phone(rng.randrange(recipients)),
+                    to=phone(n),
+                    debtor=debtor(n),
                     text="bench",
-                    debtor=f"debtor-{rng.randrange(DEBTORS)}",
                     segments=1,
                     encoding="GSM-7",
                 )
-                for _ in range(batch_size)
+                for n in numbers
             ]
             pks = [m.pk for m in insert_messages(conn, items)]
             rows = list(
@@ -307,11 +328,12 @@ def policy_now():
     return now()
 
 
-def report(label: str, history: tuple[int, int], seeded_in: float, samples: list[float]) -> float:
+def report(label: str, history: tuple[int, int, int], seeded_in: float, samples: list[float]) -> float:
     median = statistics.median(samples)
     p95 = sorted(samples)[int(len(samples) * 0.95) - 1]
     print(
-        f"{label:>4} past messages ({history[0]:>9,} messages, {history[1]:>9,} counter rows; seeded in "
+        f"{label:>4} past messages ({history[0]:>9,} messages, {history[1]:>9,} counter rows, "
+        f"{history[2]:>9,} minute rows; seeded in "
         f"{seeded_in:5.1f} s): {median * 1e6:7.1f} us per decision (median of {len(samples)} batches; "
         f"mean {statistics.mean(samples) * 1e6:.1f}, p95 {p95 * 1e6:.1f})"
     )
@@ -347,7 +369,10 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger("alembic").setLevel(logging.WARNING)
         provider_id = make_entities()
 
-        print(f"rules check: policy.decide_many, batches of {args.batch_size}, database {name}")
+        print(
+            f"rules check: policy.decide_many, batches of {args.batch_size}, debtors, rolling windows on, "
+            f"database {name}"
+        )
         seconds = seed(1, SMALL, provider_id)
         lookups_none, _ = measure_stop_list(SMALL, args.batches, args.batch_size)
         small = report("10k", table_sizes(), seconds, measure(SMALL, args.batches, args.batch_size))

@@ -6,7 +6,9 @@
 - batch ingest: messages/s with 1000-message batches;
 - end to end: messages/s from the first POST until the provider simulator has every message, with
   every message accounted for (each received once, each row `sent` or later);
-- the rules check (bench/bench_rules.py), when present.
+- the rules check (bench/bench_rules.py), when present;
+- CSV jobs (bench/bench_job.py): an N-row file from POST /api/v1/jobs until every row is accepted, rows/s
+  and the peak memory of the web and the job worker; then a smaller job end to end to the simulator.
 
 Everything runs on a PostgreSQL database and a Redis server of its own, made and removed here.
 """
@@ -35,6 +37,8 @@ ROOT = HERE.parent
 BIN = Path(sys.executable).parent
 sys.path.insert(0, str(HERE))
 
+import bench_job  # noqa: E402
+import bench_ops  # noqa: E402
 import loadgen  # noqa: E402
 
 ADMIN_PG = os.environ.get("BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -397,6 +401,78 @@ def bench_e2e(
     }
 
 
+def celery_worker(env: Env, name: str, queues: str, concurrency: int) -> subprocess.Popen[bytes]:
+    celery = [str(BIN / "celery"), "-A", "smsqueue.tasks.celery_app"]
+    proc = env.start(
+        name,
+        [*celery, "worker", "-Q", queues, "-c", str(concurrency), "--without-mingle", "--without-gossip",
+         "-n", f"{name}@%h", "--loglevel", "WARNING"],
+    )  # fmt: skip
+    return proc
+
+
+def bench_jobs(env: Env, key: str, sim_port: int, rows: int, e2e_rows: int, concurrency: int) -> None:
+    env.sql("TRUNCATE messages, jobs CASCADE")
+    import redis
+
+    redis.Redis.from_url(env.env["CELERY_BROKER_URL"]).flushdb()
+    path = env.folder / "job.csv"
+    size = bench_job.write_csv(path, rows)
+    # The job worker alone (no sender): what is measured is the file becoming accepted messages.
+    worker = celery_worker(env, "jobs", "jobs", 1)
+    beat = env.start("beat-jobs", [str(BIN / "celery"), "-A", "smsqueue.tasks.celery_app", "beat", "-s",
+                                   str(env.folder / "beat-jobs"), "--loglevel", "WARNING"])  # fmt: skip
+    time.sleep(4)
+    with gunicorn(env, "smsqueue.web:create_app()", "web-job") as port:
+        web_pid = env.procs[-1].pid  # the gunicorn just started (master and its workers are measured)
+        base = f"http://127.0.0.1:{port}"
+        r = bench_job.run_job(base, key, path, web_pid, worker.pid)
+        job = r["job"]
+        print(f"\nCSV job, {rows} rows ({size / 2**20:.0f} MiB, `;`, BOM, Cyrillic), 1 job worker process:")
+        print(
+            f"  {rows / r['seconds']:.0f} rows/s from POST to every row accepted ({r['seconds']:.1f} s; the "
+            f"upload took {r['post_seconds']:.1f} s) (target >= 20000)"
+        )
+        print(
+            f"  peak RSS per process: web {r['peak']['web']:.0f} MiB, "
+            f"job worker {r['peak']['worker']:.0f} MiB (target < 200)"
+        )
+        print(
+            f"  job {job['status']}: rows {job['rows']}, accepted {job['accepted']}, "
+            f"invalid {job['invalid']}; messages {job['by_status']}"
+        )
+        if e2e_rows:
+            env.sql("TRUNCATE messages, jobs CASCADE")
+            redis.Redis.from_url(env.env["CELERY_BROKER_URL"]).flushdb()
+            urllib.request.urlopen(
+                urllib.request.Request(f"http://127.0.0.1:{sim_port}/_sim/reset", method="POST")
+            ).read()
+            bench_job.write_csv(path, e2e_rows, offset=rows)
+            sender = celery_worker(env, "sender", "send,status,periodic", concurrency)
+            time.sleep(4)
+            started = time.perf_counter()
+            job = bench_job.post_file(base, key, path)
+            bench_job.until_done(base, key, job["id"])
+            accepted = time.perf_counter() - started
+            deadline = time.monotonic() + 900
+            while sim_stats(sim_port)["messages"] < e2e_rows and time.monotonic() < deadline:
+                if not env.sql("SELECT 1 FROM messages WHERE status IN ('queued', 'sending') LIMIT 1"):
+                    break
+                time.sleep(0.5)
+            elapsed = time.perf_counter() - started
+            stats = sim_stats(sim_port)
+            statuses = dict(env.sql("SELECT status, count(*) FROM messages GROUP BY status"))
+            print(f"\nCSV job end to end, {e2e_rows} rows, job worker + 1 sender x {concurrency} processes:")
+            print(
+                f"  {stats['messages'] / elapsed:.0f} messages/s from POST to the simulator "
+                f"({stats['messages']} received in {elapsed:.1f} s; all rows accepted after {accepted:.1f} s)"
+            )
+            print(f"  duplicates at the simulator: {stats['duplicate_refs']}; statuses: {statuses}")
+            env.stop(sender)
+    env.stop(worker)
+    env.stop(beat)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -406,7 +482,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--e2e-messages", type=int, default=20000)
     parser.add_argument("--e2e-workers", type=int, default=1)
     parser.add_argument("--e2e-concurrency", type=int, default=4)
-    parser.add_argument("--only", default="ingest,batch,e2e,rules")
+    parser.add_argument("--purge-messages", type=int, default=300_000, help="old messages the purge has")
+    parser.add_argument("--metrics-messages", type=int, default=1_000_000, help="rows for the scrape")
+    parser.add_argument("--job-rows", type=int, default=1_000_000, help="rows of the CSV job")
+    parser.add_argument("--job-e2e-rows", type=int, default=100_000, help="rows of the job sent end to end")
+    parser.add_argument("--only", default="ingest,batch,e2e,job,rules", help="also: purge, metrics")
     args = parser.parse_args(argv)
     only = set(args.only.split(","))
     print(f"smsqueue bench on {os.cpu_count()} cores; gunicorn {' '.join(procfile_web_args())}", flush=True)
@@ -467,6 +547,14 @@ def main(argv: list[str] | None = None) -> int:
                 f"  accounted for: {'yes' if ok else 'NO'}; duplicates at the simulator: {r['duplicates']}; "
                 f"statuses: {r['statuses']}"
             )
+        if "purge" in only:
+            bench_ops.report_purge(
+                bench_ops.bench_purge(env, gunicorn, single_request, key, args.seconds, args.purge_messages)
+            )
+        if "metrics" in only:
+            bench_ops.report_metrics(bench_ops.bench_metrics(env, gunicorn, args.metrics_messages))
+        if "job" in only:
+            bench_jobs(env, key, sim_port, args.job_rows, args.job_e2e_rows, args.e2e_concurrency)
     if "rules" in only and (HERE / "bench_rules.py").exists():
         print(flush=True)
         subprocess.run([sys.executable, str(HERE / "bench_rules.py")], check=False)

@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+from smsqueue import send_csv
 from smsqueue.logs import configure_logging
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -47,6 +48,54 @@ def cmd_db(args: argparse.Namespace) -> int:
 
 
 def cmd_keys(args: argparse.Namespace) -> int:
+    if args.keys_command == "list":
+        return keys_list()
+    if args.keys_command == "revoke":
+        return keys_revoke(args.id)
+    return keys_create(args)
+
+
+def keys_list() -> int:
+    """One line per key, tab-separated: id, role, prefix, entities, name, created, last used, state."""
+    from smsqueue.auth import list_keys
+    from smsqueue.clock import iso, now
+    from smsqueue.db import session_scope
+
+    with session_scope() as session:
+        keys = list_keys(session)
+    print("id\trole\tprefix\tentities\tname\tcreated_at\tlast_used_at\tstate")
+    at = now()
+    for key, codes in keys:
+        if key.revoked_at is not None:
+            state = f"revoked {iso(key.revoked_at)}"
+        elif key.expires_at is not None and key.expires_at <= at:
+            state = f"expired {iso(key.expires_at)}"
+        else:
+            state = "active"
+        fields = [key.id, key.role, key.prefix, ",".join(codes) or "-", key.name or "-"]
+        fields += [iso(key.created_at), iso(key.last_used_at) or "-", state]
+        print("\t".join(str(f) for f in fields))
+    return 0
+
+
+def keys_revoke(key_id: int) -> int:
+    from smsqueue import auth
+    from smsqueue.clock import iso
+    from smsqueue.db import session_scope
+    from smsqueue.rules import audit
+
+    with session_scope() as session:
+        key = auth.key_for_update(session, key_id)
+        if key is None:
+            print(f"no key with id {key_id}", file=sys.stderr)
+            return 1
+        if auth.revoke_key(session, key):
+            audit.record(session, "key.revoke", str(key.id), {"revoked_at": [None, iso(key.revoked_at)]})
+    print(f"key {key_id} is revoked", file=sys.stderr)
+    return 0
+
+
+def keys_create(args: argparse.Namespace) -> int:
     from smsqueue.auth import ADMIN, ENTITY, UnknownEntity, create_key
     from smsqueue.db import session_scope
 
@@ -165,7 +214,7 @@ def cmd_dev(args: argparse.Namespace) -> int:
             "--concurrency",
             "2",
             "-Q",
-            "send,status,webhooks,periodic",
+            "send,status,webhooks,periodic,jobs",
         ],
         "beat": [*celery, "beat", "--loglevel", "INFO", "-s", str(data / "celerybeat-schedule")],
     }
@@ -208,6 +257,9 @@ def parser() -> argparse.ArgumentParser:
         "--entity", action="append", metavar="CODE", help="bind to this legal entity (repeatable)"
     )
     create.add_argument("--name", help="a note to tell keys apart")
+    keys_sub.add_parser("list", help="every key: id, role, prefix, entities, name, times, state")
+    revoke = keys_sub.add_parser("revoke", help="revoke a key (401 everywhere within a second)")
+    revoke.add_argument("id", type=int)
     keys.set_defaults(func=cmd_keys)
 
     demo = sub.add_parser("demo", help="create a demo provider, entity and keys, and print how to try them")
@@ -221,6 +273,8 @@ def parser() -> argparse.ArgumentParser:
         add_help=False,
         help="a local provider that speaks a provider's wire format (--kind, --port)",
     )
+
+    send_csv.add_parser(sub)
 
     dev = sub.add_parser("dev", help="run web, worker, beat and the simulators together (make run)")
     dev.add_argument(

@@ -81,6 +81,19 @@ class Settings:
     webhook_per_receiver: int = 16  # at most this many POSTs in flight to one receiver (origin)
     webhook_breaker_threshold: int = 3  # consecutive failures that make a receiver wait (circuit open)
     webhook_secret_grace: float = 24 * 3600.0  # the previous webhook secret still signs this long
+    # CSV jobs: rows per transaction, and how long a worker's hold on a job lasts unless renewed (each
+    # batch renews it; a job whose hold ran out is resumed by the sweep on another worker)
+    job_batch_rows: int = 5000
+    job_lease_seconds: float = 30.0
+    # retention (smsqueue.retention)
+    purge_interval: float = 60.0  # how often the beat starts a purge run
+    purge_batch: int = 500  # messages per purge transaction
+    # seconds between two batches: the purge's share of the disks and CPU stays small (a batch takes
+    # ~0.1 s), still thousands of messages a second, far beyond any day's sending
+    purge_pause: float = 0.25
+    # PostgreSQL `PREPARE` of the hot insert on each connection; off behind PgBouncer's transaction pooling,
+    # where the next transaction may run on a server connection that never saw the PREPARE.
+    prepared_statements: bool = True
 
     @property
     def broker_is_redis(self) -> bool:
@@ -123,6 +136,12 @@ def load_settings() -> Settings:
         webhook_per_receiver=_int("SMSQUEUE_WEBHOOK_PER_RECEIVER", 16),
         webhook_breaker_threshold=_int("SMSQUEUE_WEBHOOK_BREAKER_THRESHOLD", 3),
         webhook_secret_grace=_float("SMSQUEUE_WEBHOOK_SECRET_GRACE_SECONDS", 24 * 3600.0),
+        job_batch_rows=_int("SMSQUEUE_JOB_BATCH_ROWS", 5000),
+        job_lease_seconds=_float("SMSQUEUE_JOB_LEASE_SECONDS", 30.0),
+        purge_interval=_float("SMSQUEUE_PURGE_INTERVAL", 60.0),
+        purge_batch=_int("SMSQUEUE_PURGE_BATCH", 500),
+        purge_pause=_float("SMSQUEUE_PURGE_PAUSE", 0.25),
+        prepared_statements=_bool("SMSQUEUE_PREPARED_STATEMENTS", True),
     )
 
 

@@ -109,6 +109,12 @@ _raw = threading.local()
 PREPARED: dict[str, str] = {}
 
 
+def prepared_statements() -> bool:
+    """Whether the hot statements are PREPAREd per connection (SMSQUEUE_PREPARED_STATEMENTS; set it to
+    false behind PgBouncer in transaction pooling mode: a prepared statement is session state)."""
+    return settings().prepared_statements
+
+
 def prepare(name: str, sql: str) -> str:
     """Register a statement to prepare on raw connections (PostgreSQL `PREPARE name AS sql`); returns the
     name, for `EXECUTE name (...)`."""
@@ -129,10 +135,11 @@ def _thread_connection(engine: Engine) -> Any:
         fairy.detach()
         dbapi = fairy.dbapi_connection
         _raw.connection, _raw.pid, _raw.engine = dbapi, os.getpid(), engine
-        with dbapi.cursor() as cursor:
-            for name, sql in PREPARED.items():
-                cursor.execute(f"PREPARE {name} AS {sql}")
-        dbapi.commit()
+        if prepared_statements():
+            with dbapi.cursor() as cursor:
+                for name, sql in PREPARED.items():
+                    cursor.execute(f"PREPARE {name} AS {sql}")
+            dbapi.commit()
     return dbapi
 
 

@@ -39,6 +39,7 @@ class FieldCode(StrEnum):
     INVALID_PHONE = "invalid_phone"
     INVALID_DATETIME = "invalid_datetime"
     IN_PAST = "in_past"
+    IN_FUTURE = "in_future"
     TOO_FAR_AHEAD = "too_far_ahead"
     INVALID_TIMEZONE = "invalid_timezone"
     INVALID_URL = "invalid_url"

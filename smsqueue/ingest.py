@@ -8,17 +8,22 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from pydantic_core import PydanticCustomError
 from sqlalchemy import Connection, select, tuple_
 from sqlalchemy.exc import IntegrityError
 
 from smsqueue.clock import now
 from smsqueue.db import is_postgres, raw_transaction, transaction
+from smsqueue.errors import FieldError
+from smsqueue.message_fields import check_text
 from smsqueue.messages import Moved, NewMessage, insert_messages, insert_messages_raw, messages_t
 from smsqueue.statuses import Status
+from smsqueue.templates import TemplateError, render
 
 m = messages_t.c
 
@@ -53,18 +58,39 @@ def request_hash(entity_code: str, body: dict[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def store(items: list[Prepared], at: datetime | None = None) -> list[Stored | Conflict]:
-    """Store the messages, in order; replays and conflicts for keys seen before. One transaction."""
+def rendered_text(template_text: str, variables: Mapping[str, str | None]) -> str:
+    """A template's text filled in and held to every rule of `text`: the one rendering of single
+    messages, batch items and job rows. TemplateError lists what is wrong."""
+    text = render(template_text, variables)
+    try:
+        return check_text(text)
+    except PydanticCustomError as exc:
+        raise TemplateError([FieldError("text", exc.type, f"the rendered text: {exc.message()}")]) from None
+
+
+def store(
+    items: list[Prepared],
+    at: datetime | None = None,
+    *,
+    also: Callable[[Connection, list[Stored | Conflict]], None] | None = None,
+) -> list[Stored | Conflict]:
+    """Store the messages, in order; replays and conflicts for keys seen before. One transaction, which
+    `also(conn, results)` joins (a job records its progress with the rows it stored)."""
     at = at or now()
-    if is_postgres() and all(p.key is None for p in items):
+    if also is None and is_postgres() and all(p.key is None for p in items):
         # No idempotency keys to look up: the hot path, one statement on a bare cursor.
         with raw_transaction() as cursor:
             moved = insert_messages_raw(cursor, [p.new for p in items], at)
         return [Stored(mv.pk, mv.id, mv.status, False) for mv in moved]
     try:
         with transaction() as conn:
-            return _store(conn, items, at)
+            results = _store(conn, items, at)
+            if also is not None:
+                also(conn, results)
+            return results
     except IntegrityError:
+        if also is not None:
+            raise  # a job's (job, row) key taken: another worker has the job; let it be
         # A concurrent request took one of the keys between our check and our insert: look again.
         with transaction() as conn:
             return _store(conn, items, at)

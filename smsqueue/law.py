@@ -18,3 +18,9 @@ WEEKEND_HOURS = ("09:00", "20:00")
 LIMITS_TEXT = f"{PER_DAY}/{PER_WEEK}/{PER_MONTH}"
 WEEKDAY_HOURS_TEXT = "-".join(WEEKDAY_HOURS)
 WEEKEND_HOURS_TEXT = "-".join(WEEKEND_HOURS)
+
+# Settings of issue 10 the law leaves to the creditor, and their defaults: the rolling 24 h / 7 d / 30 d
+# windows off (the calendar periods alone, as most regulators read art. 7); a number with no single zone
+# judged in the entity's zone ("entity") rather than in every zone it may be in ("strictest").
+ROLLING_WINDOWS = False
+UNKNOWN_ZONE = "entity"

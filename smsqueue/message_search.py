@@ -75,9 +75,10 @@ class MessageFilter:
     statuses: Collection[str] = ()
     to: str | None = None  # E.164
     reference: str | None = None
-    debtor: str | None = None  # led by the (entity, debtor) index, as `to` and `reference` by theirs
+    debtor: str | None = None
     created_after: datetime | None = None  # exclusive
     created_before: datetime | None = None  # exclusive
+    job_id: Any = None  # a job's public id (UUID)
 
 
 def conditions(f: MessageFilter) -> list[ColumnElement[bool]]:
@@ -97,6 +98,8 @@ def conditions(f: MessageFilter) -> list[ColumnElement[bool]]:
         out.append(m.created_at > f.created_after)
     if f.created_before is not None:
         out.append(m.created_at < f.created_before)
+    if f.job_id is not None:
+        out.append(m.job_id == f.job_id)
     return out
 
 

@@ -15,11 +15,12 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, func, insert, select, update
 from sqlalchemy.dialects.postgresql import ARRAY
 
+from smsqueue import metrics
 from smsqueue.clock import now as clock_now
 from smsqueue.config import settings
-from smsqueue.db import prepare
+from smsqueue.db import prepare, prepared_statements
 from smsqueue.models import Message, MessageEvent
-from smsqueue.statuses import CANCELABLE, PROVIDER_FINAL, Reason, Status, WebhookState, sources_of
+from smsqueue.statuses import CANCELABLE, FINAL, PROVIDER_FINAL, Reason, Status, WebhookState, sources_of
 
 messages_t = Message.__table__
 events_t = MessageEvent.__table__
@@ -44,9 +45,13 @@ class NewMessage:
     recipient_timezone: str | None = None
     callback_url: str | None = None
     reference: str | None = None
+    debtor: str | None = None
     idempotency_key: str | None = None
     request_hash: str | None = None
     debtor: str | None = None
+    template: str | None = None
+    job_id: uuid.UUID | None = None
+    job_row: int | None = None
 
     def initial_status(self, at: datetime) -> Status:
         return Status.SCHEDULED if self.send_at is not None and self.send_at > at else Status.QUEUED
@@ -144,6 +149,9 @@ def _rows(items: Sequence[NewMessage], at: datetime) -> tuple[list[dict[str, Any
                 "debtor": item.debtor,
                 "idempotency_key": item.idempotency_key,
                 "request_hash": item.request_hash,
+                "template": item.template,
+                "job_id": item.job_id,
+                "job_row": item.job_row,
                 "attempts": 0,
                 "next_attempt_at": _due_at(status, item.send_at, item.valid_until, at),
                 "ring_at": ring_after_grace(at) if status is Status.QUEUED else None,
@@ -163,7 +171,11 @@ def insert_messages(conn: Connection, items: Sequence[NewMessage], at: datetime 
     at = at or clock_now()
     rows, statuses = _rows(items, at)
     if conn.dialect.name == "postgresql":
-        pks = _insert_postgres(conn, rows)
+        pks = (
+            _copy_postgres(conn, rows, statuses, items, at)
+            if len(rows) >= COPY_FROM
+            else _insert_postgres(conn, rows)
+        )
         return [Moved(pk, item.id, 1, status) for pk, status, item in zip(pks, statuses, items, strict=True)]
     if len(rows) == 1:
         pks = [conn.execute(insert(messages_t).returning(messages_t.c.pk), rows[0]).scalar_one()]
@@ -184,8 +196,9 @@ _MESSAGE_COLUMNS = (
     "id", "legal_entity_id", "recipient", "text", "sender", "requested_provider_id", "status", "reason",
     "segments", "encoding", "send_at", "valid_until", "recipient_timezone", "callback_url", "reference",
     "debtor", "idempotency_key", "request_hash", "attempts", "next_attempt_at", "ring_at", "status_checks",
-    "event_seq", "created_at", "updated_at",
+    "event_seq", "created_at", "updated_at", "template", "job_id", "job_row",
 )  # fmt: skip
+_UUID_COLUMNS = frozenset({"id", "job_id"})
 # Accepting messages is the API's hot path. On PostgreSQL the messages and their first events go in one
 # statement (one round trip, whatever the batch size), as plain SQL: SQLAlchemy's statement machinery
 # costs more than the insert itself. Rows come back keyed by id (RETURNING order is not guaranteed).
@@ -198,14 +211,18 @@ _INSERT_PG = (
     "CASE WHEN callback_url IS NULL THEN NULL ELSE created_at END, 0 FROM m) "
     "SELECT pk, id::text FROM m"
 )
-_VALUES_TEMPLATE = "(" + ", ".join("%s::uuid" if c == "id" else "%s" for c in _MESSAGE_COLUMNS) + ")"
+_VALUES_TEMPLATE = "(" + ", ".join("%s::uuid" if c in _UUID_COLUMNS else "%s" for c in _MESSAGE_COLUMNS) + ")"
+
+
+def _params(row: dict[str, Any]) -> tuple[Any, ...]:
+    """A row's values in _MESSAGE_COLUMNS order, UUIDs as text (psycopg2 adapts no UUID by default)."""
+    return tuple(
+        (None if row[c] is None else str(row[c])) if c in _UUID_COLUMNS else row[c] for c in _MESSAGE_COLUMNS
+    )
 
 
 def _values(cursor: Any, rows: list[dict[str, Any]]) -> str:
-    return b",".join(
-        cursor.mogrify(_VALUES_TEMPLATE, tuple(str(r["id"]) if c == "id" else r[c] for c in _MESSAGE_COLUMNS))
-        for r in rows
-    ).decode()
+    return b",".join(cursor.mogrify(_VALUES_TEMPLATE, _params(r)) for r in rows).decode()
 
 
 _INSERT_ONE = prepare(
@@ -213,7 +230,9 @@ _INSERT_ONE = prepare(
     _INSERT_PG.replace(
         "%s",
         "("
-        + ", ".join(f"${i}" + ("::uuid" if c == "id" else "") for i, c in enumerate(_MESSAGE_COLUMNS, 1))
+        + ", ".join(
+            f"${i}" + ("::uuid" if c in _UUID_COLUMNS else "") for i, c in enumerate(_MESSAGE_COLUMNS, 1)
+        )
         + ")",
         1,
     ),
@@ -227,10 +246,8 @@ def insert_messages_raw(cursor: Any, items: Sequence[NewMessage], at: datetime) 
     if not items:
         return []
     rows, statuses = _rows(items, at)
-    if len(rows) == 1:
-        cursor.execute(
-            _EXECUTE_ONE, tuple(str(rows[0]["id"]) if c == "id" else rows[0][c] for c in _MESSAGE_COLUMNS)
-        )
+    if len(rows) == 1 and prepared_statements():
+        cursor.execute(_EXECUTE_ONE, _params(rows[0]))
     else:
         cursor.execute(_INSERT_PG.replace("%s", _values(cursor, rows).replace("%", "%%"), 1), ())
     pks = {ident: pk for pk, ident in cursor.fetchall()}
@@ -252,6 +269,70 @@ def _insert_postgres(conn: Connection, rows: list[dict[str, Any]]) -> list[int]:
     return [pks[str(r["id"])] for r in rows]
 
 
+# From this many rows (a CSV job's batch; never an API request, at most 1000) messages and events go in
+# by COPY: no SQL text to build and parse per value. Their pks are taken from the sequence first, so the
+# events can name them and the order of `items` is kept.
+COPY_FROM = 2000
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+_EVENT_COLUMNS = (
+    "message_pk", "seq", "status", "reason", "at", "detail", "webhook_state", "webhook_next_at",
+    "webhook_attempts",
+)  # fmt: skip
+
+
+def _copy_value(value: Any) -> str:
+    if value is None:
+        return "\\N"
+    if isinstance(value, str):
+        return value.translate(_COPY_ESCAPES)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, bool):
+        return "t" if value else "f"
+    return str(value)  # ints, UUIDs
+
+
+def _copy_postgres(
+    conn: Connection,
+    rows: list[dict[str, Any]],
+    statuses: list[Status],
+    items: Sequence[NewMessage],
+    at: datetime,
+) -> list[int]:
+    import io
+
+    from sqlalchemy import exc
+
+    dbapi = conn.connection.dbapi_connection
+    assert dbapi is not None
+    module = conn.dialect.loaded_dbapi
+    try:
+        with dbapi.cursor() as cursor:
+            cursor.execute(
+                "SELECT nextval(pg_get_serial_sequence('messages', 'pk')) FROM generate_series(1, %s)",
+                (len(rows),),
+            )
+            pks = [pk for (pk,) in cursor.fetchall()]
+            text = "".join(
+                f"{pk}\t" + "\t".join(_copy_value(r[c]) for c in _MESSAGE_COLUMNS) + "\n"
+                for pk, r in zip(pks, rows, strict=True)
+            )
+            cursor.copy_expert(
+                f"COPY messages (pk, {', '.join(_MESSAGE_COLUMNS)}) FROM STDIN", io.StringIO(text)
+            )
+            events = (
+                _event_row(pk, 1, status, None, at, item.callback_url is not None, None)
+                for pk, status, item in zip(pks, statuses, items, strict=True)
+            )
+            text = "".join("\t".join(_copy_value(e[c]) for c in _EVENT_COLUMNS) + "\n" for e in events)
+            cursor.copy_expert(
+                f"COPY message_events ({', '.join(_EVENT_COLUMNS)}) FROM STDIN", io.StringIO(text)
+            )
+    except module.Error as error:  # as SQLAlchemy's own types (IntegrityError...), like any statement's
+        raise exc.DBAPIError.instance(None, None, error, module.Error) from error
+    return pks
+
+
 def allowed_sources(to: Status, expected: Collection[Status] | None) -> list[str]:
     sources = sources_of(to)
     if expected is not None:
@@ -262,6 +343,14 @@ def allowed_sources(to: Status, expected: Collection[Status] | None) -> list[str
     if not sources:
         raise IllegalTransition(f"nothing may move to {to}")
     return sorted(s.value for s in sources)
+
+
+def count_final(to: Status, count: int) -> None:
+    """Messages that reached a final status, counted in memory for /metrics (which never counts rows:
+    its cost must not grow with the history). Counted before the caller commits: a rolled-back move is
+    rare enough for a rate."""
+    if to in FINAL and count:
+        metrics.inc("smsqueue_messages_final_total", {"status": to.value}, count)
 
 
 def transition_many(
@@ -299,6 +388,7 @@ def transition_many(
         insert(events_t),
         [_event_row(r.pk, r.event_seq, to, reason, at, r.callback_url is not None, detail) for r in rows],
     )
+    count_final(to, len(rows))
     return [Moved(r.pk, r.id, r.event_seq, to) for r in rows]
 
 
@@ -353,6 +443,7 @@ def transition_each(
             for r in moved
         ],
     )
+    count_final(to, len(moved))
     return [Moved(r.pk, r.id, r.event_seq, to) for r in moved]
 
 
@@ -433,21 +524,26 @@ def cancel(conn: Connection, pk: int, at: datetime | None = None) -> Moved | Non
     """Cancel a queued or scheduled message. None if it was canceled already; NotCancelable otherwise.
 
     The compare-and-set races safely with a worker's claim: only one of them moves the row."""
-    moved = transition(
+    moved = cancel_many(conn, [pk], at)
+    if moved:
+        return moved[0]
+    status = conn.execute(select(messages_t.c.status).where(messages_t.c.pk == pk)).scalar_one()
+    if status == Status.CANCELED:
+        return None
+    raise NotCancelable(Status(status))
+
+
+def cancel_many(conn: Connection, pks: Sequence[int], at: datetime | None = None) -> list[Moved]:
+    """Cancel those of these messages that are still queued or scheduled (a job's cancel)."""
+    return transition_many(
         conn,
-        pk,
+        pks,
         Status.CANCELED,
         reason=Reason.CANCELED_BY_CLIENT,
         expected=CANCELABLE,
         at=at,
         values={"next_attempt_at": None},
     )
-    if moved is not None:
-        return moved
-    status = conn.execute(select(messages_t.c.status).where(messages_t.c.pk == pk)).scalar_one()
-    if status == Status.CANCELED:
-        return None
-    raise NotCancelable(Status(status))
 
 
 # --- queries ------------------------------------------------------------------------------------------

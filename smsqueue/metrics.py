@@ -1,6 +1,11 @@
-"""Prometheus metrics. Worker processes count in memory and add their counts to the `metric_counters`
-table every few seconds, so GET /metrics (any web process, any machine) sees the whole service's counts.
-Messages by status are read from the messages table when scraped."""
+"""Prometheus metrics. Every process (web and worker) counts in memory and adds its counts to the
+`metric_counters` table every few seconds, so GET /metrics (any web process, any machine) sees the whole
+service's counts. (prometheus_client's multiprocess mode shares files on one host only; these processes
+run on several.)
+
+A scrape costs the same with ten million messages as with ten: it reads the counter rows, and counts
+only the unfinished messages (the backlog), each status through its own partial index and capped at
+BACKLOG_CAP rows; final statuses are counters (`smsqueue_messages_final_total`), never a COUNT(*)."""
 
 from __future__ import annotations
 
@@ -13,16 +18,31 @@ import time
 from collections import defaultdict
 from collections.abc import Mapping
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import ColumnElement, Connection, and_, func, select
 
+from smsqueue.clock import now
 from smsqueue.db import is_postgres, transaction
 from smsqueue.models import Message, MetricCounter
 from smsqueue.statuses import Status
 
 SEND_SECONDS_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
+LAG_SECONDS_BUCKETS = (0.1, 0.5, 1.0, 5.0, 30.0, 60.0, 300.0, 3600.0, 6 * 3600.0, 24 * 3600.0)
+BACKLOG_CAP = 100_000  # a backlog count stops here ("at least"), so a scrape stays cheap in any flood
 
 HELP = {
-    "smsqueue_messages": ("gauge", "Messages by current status."),
+    "smsqueue_messages": ("gauge", f"Unfinished messages by status (counted up to {BACKLOG_CAP})."),
+    "smsqueue_sweep_backlog": ("gauge", f"Messages due for a sweep, by sweep (counted up to {BACKLOG_CAP})."),
+    "smsqueue_messages_final_total": ("counter", "Messages that reached a final status."),
+    "smsqueue_messages_purged_total": ("counter", "Messages deleted by the retention purge."),
+    "smsqueue_webhook_attempts_total": ("counter", "Status webhook POSTs, by outcome."),
+    "smsqueue_webhook_failures_total": (
+        "counter",
+        "Status webhook POSTs that failed, by the event's state after.",
+    ),
+    "smsqueue_webhook_lag_seconds": ("histogram", "From a status change to its webhook's 2xx."),
+    "smsqueue_delivery_reports_total": ("counter", "Provider delivery reports, by kind and outcome."),
+    "smsqueue_rate_limited_total": ("counter", "API requests refused 429 by their key's rate limit."),
+    "smsqueue_rate_limiter_errors_total": ("counter", "API requests let through: Redis unavailable."),
     "smsqueue_provider_send_seconds": ("histogram", "Duration of provider send calls."),
     "smsqueue_send_latency_seconds": ("histogram", "Time from acceptance to the provider accepting it."),
     "smsqueue_provider_errors_total": ("counter", "Provider calls that failed, by provider and error code."),
@@ -122,10 +142,21 @@ def _upsert(conn: Connection, items: list[tuple[tuple[str, str], float]]) -> Non
 def render(conn: Connection) -> str:
     lines: list[str] = []
     m = Message.__table__.c
-    counts = dict(conn.execute(select(m.status, func.count()).group_by(m.status)).all())
     lines += _header("smsqueue_messages")
-    for status in Status:
-        lines.append(f'smsqueue_messages{{status="{status.value}"}} {counts.get(status.value, 0)}')
+    for status in UNFINISHED:
+        lines.append(
+            f'smsqueue_messages{{status="{status.value}"}} {_capped(conn, m.status == status.value)}'
+        )
+    lines += _header("smsqueue_sweep_backlog")
+    at = now()
+    due = {
+        "dispatch_scheduled": and_(m.status == Status.SCHEDULED.value, m.next_attempt_at <= at),
+        "republish_lost": and_(m.status == Status.QUEUED.value, m.ring_at <= at),
+        "reconcile_sending": and_(m.status == Status.SENDING.value, m.next_attempt_at <= at),
+        "poll_statuses": and_(m.status == Status.SENT.value, m.next_status_check_at <= at),
+    }
+    for sweep, condition in due.items():
+        lines.append(f'smsqueue_sweep_backlog{{sweep="{sweep}"}} {_capped(conn, condition)}')
     t = MetricCounter.__table__.c
     rows = sorted(conn.execute(select(t.name, t.labels, t.value)).all(), key=_sort_key)
     seen: set[str] = set()
@@ -136,6 +167,16 @@ def render(conn: Connection) -> str:
             lines += _header(family)
         lines.append(f"{name}{{{labels}}} {_number(value)}" if labels else f"{name} {_number(value)}")
     return "\n".join(lines) + "\n"
+
+
+# The statuses of a message still in flight: each has a partial index (models.core.Message).
+UNFINISHED = (Status.QUEUED, Status.SCHEDULED, Status.SENDING, Status.SENT)
+
+
+def _capped(conn: Connection, condition: ColumnElement[bool]) -> int:
+    """How many messages match, counted up to BACKLOG_CAP (an index range read, never the history)."""
+    inner = select(Message.__table__.c.pk).where(condition).limit(BACKLOG_CAP).subquery()
+    return int(conn.scalar(select(func.count()).select_from(inner)) or 0)
 
 
 _LE = re.compile(r'(?:^|,)le="([^"]*)"')

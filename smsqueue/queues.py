@@ -10,8 +10,9 @@ class Queues:
     STATUS = "status"  # status polling and delivery-report processing
     WEBHOOKS = "webhooks"  # status webhooks to callers' services: a slow receiver never delays sending
     PERIODIC = "periodic"  # the beat's sweeps
+    JOBS = "jobs"  # CSV jobs: a long file never holds up sending
 
-    ALL: tuple[str, ...] = (SEND, STATUS, WEBHOOKS, PERIODIC)
+    ALL: tuple[str, ...] = (SEND, STATUS, WEBHOOKS, PERIODIC, JOBS)
 
 
 class Tasks:
@@ -25,6 +26,9 @@ class Tasks:
     REPUBLISH_LOST = "smsqueue.republish_lost"
     RECONCILE_SENDING = "smsqueue.reconcile_sending"
     PURGE_COUNTERS = "smsqueue.purge_counters"
+    PURGE_MESSAGES = "smsqueue.purge_messages"  # retention: final messages past retention_days
+    RUN_JOB = "smsqueue.run_job"
+    RESUME_JOBS = "smsqueue.resume_jobs"
 
 
 class WebhookTasks:
@@ -44,6 +48,9 @@ ROUTES: dict[str, str] = {
     Tasks.REPUBLISH_LOST: Queues.PERIODIC,
     Tasks.RECONCILE_SENDING: Queues.PERIODIC,
     Tasks.PURGE_COUNTERS: Queues.PERIODIC,
+    Tasks.PURGE_MESSAGES: Queues.PERIODIC,
+    Tasks.RUN_JOB: Queues.JOBS,
+    Tasks.RESUME_JOBS: Queues.PERIODIC,
     WebhookTasks.DELIVER: Queues.WEBHOOKS,
     WebhookTasks.SWEEP: Queues.PERIODIC,
 }

@@ -1,19 +1,25 @@
-"""Global rate limits per provider: a token bucket in Redis shared by every worker process.
+"""Global rate limits: token buckets in Redis shared by every process, per provider (workers) and per
+API key (web processes).
 
 Celery's own `rate_limit` is per worker, so it cannot hold a provider's limit across workers. A message
 over the limit is not rejected: it waits for its token (due, and rung by the sweep, when it is there).
-Without Redis (the embedded setup), the bucket lives in the process: one machine, one worker.
+A request over its key's limit is refused (429 with Retry-After). Without Redis (the embedded setup),
+the buckets live in the process: each web process then counts a key's requests on its own.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
+from smsqueue import metrics
 from smsqueue.config import settings
+
+log = logging.getLogger(__name__)
 
 # KEYS[1]: the bucket. ARGV: rate (tokens/s), capacity, tokens wanted. Returns {granted, wait seconds}.
 # The clock is Redis' own, so workers on several machines agree.
@@ -56,8 +62,9 @@ class RedisBuckets:
         self.prefix = prefix
         self.script = client.register_script(_LUA)
 
-    def take(self, key: str, rate: float, want: int) -> Grant:
-        granted, wait = self.script(keys=[f"{self.prefix}rate:{key}"], args=[rate, capacity_for(rate), want])
+    def take(self, key: str, rate: float, want: int, capacity: float | None = None) -> Grant:
+        cap = capacity_for(rate) if capacity is None else capacity
+        granted, wait = self.script(keys=[f"{self.prefix}rate:{key}"], args=[rate, cap, want])
         return Grant(int(granted), float(wait))
 
 
@@ -68,8 +75,8 @@ class LocalBuckets:
         self.lock = threading.Lock()
         self.state: dict[str, tuple[float, float]] = {}
 
-    def take(self, key: str, rate: float, want: int) -> Grant:
-        cap = capacity_for(rate)
+    def take(self, key: str, rate: float, want: int, capacity: float | None = None) -> Grant:
+        cap = capacity_for(rate) if capacity is None else capacity
         with self.lock:
             now = time.monotonic()
             tokens, ts = self.state.get(key, (cap, now))
@@ -99,3 +106,19 @@ def take(provider_code: str, rate: float | None, want: int) -> Grant:
     if not rate or rate <= 0 or want <= 0:
         return Grant(want, 0.0)
     return buckets().take(provider_code, float(rate), want)
+
+
+def take_request(key_id: int, rate: float | None) -> Grant:
+    """One request's token from an API key's bucket (a second's worth of burst). When Redis cannot be
+    asked the request passes: a limiter outage must not stop the API (it is logged and counted)."""
+    if not rate or rate <= 0:
+        return Grant(1, 0.0)
+    try:
+        grant = buckets().take(f"key:{key_id}", float(rate), 1, capacity=max(1.0, float(rate)))
+    except Exception as exc:  # redis-py's errors; the limiter fails open
+        log.warning("rate limiter unavailable (%s); request let through", type(exc).__name__)
+        metrics.inc("smsqueue_rate_limiter_errors_total", {})
+        return Grant(1, 0.0)
+    if not grant.granted:
+        metrics.inc("smsqueue_rate_limited_total", {"key": str(key_id)})
+    return grant

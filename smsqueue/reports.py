@@ -35,6 +35,7 @@ from typing import Any
 
 from sqlalchemy import Connection, delete, insert, select, text, tuple_, update
 
+from smsqueue import metrics
 from smsqueue.clock import now
 from smsqueue.db import transaction
 from smsqueue.messages import ProviderStatus, apply_status, messages_t
@@ -147,6 +148,9 @@ def apply_reports(provider_id: int, kind: str, items: Sequence[ReportItem]) -> R
         _apply_or_keep(provider_id, item, counts)
     with transaction() as conn:
         purge_early(conn, now())
+    for outcome in ("applied", "unchanged", "kept", "ignored"):
+        if value := getattr(counts, outcome):
+            metrics.inc("smsqueue_delivery_reports_total", {"kind": kind, "outcome": outcome}, value)
     return counts
 
 

@@ -18,6 +18,19 @@ class Status(StrEnum):
     EXPIRED = "expired"
 
 
+class JobStatus(StrEnum):
+    """A CSV job's status: pending (stored, not started), running, then done, canceled or failed."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    DONE = "done"
+    CANCELED = "canceled"
+    FAILED = "failed"
+
+
+JOB_UNFINISHED: frozenset[JobStatus] = frozenset({JobStatus.PENDING, JobStatus.RUNNING})
+
+
 FINAL: frozenset[Status] = frozenset(
     {Status.DELIVERED, Status.UNDELIVERED, Status.FAILED, Status.REJECTED, Status.CANCELED, Status.EXPIRED}
 )

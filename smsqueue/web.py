@@ -11,9 +11,10 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
 
 from smsqueue.api import register_blueprints
-from smsqueue.api.http import MAX_BODY, authenticate, problem_response
+from smsqueue.api.http import MAX_BODY, authenticate, begin_request, echo_request_id, problem_response
 from smsqueue.errors import ApiError, Code, problem
 from smsqueue.logs import configure_logging
+from smsqueue.startup import check_or_exit
 
 log = logging.getLogger(__name__)
 
@@ -22,11 +23,14 @@ UNAVAILABLE_RETRY_AFTER = "5"
 
 def create_app() -> Flask:
     configure_logging()
+    check_or_exit("web")
     app = Flask("smsqueue", static_folder=None)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
+    app.before_request(begin_request)
     app.before_request(authenticate)
+    app.after_request(echo_request_id)
     app.register_error_handler(ApiError, _api_error)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(OperationalError, _database_unavailable)

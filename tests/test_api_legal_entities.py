@@ -26,8 +26,12 @@ DEFAULT_FZ = {
     "weekend_hours": {"from": "09:00", "to": "20:00"},
     "holidays_as_weekends": True,
     "on_limit": "reject",
+    "limit_group": None,
+    "rolling_windows": False,
+    "unknown_zone": "entity",
     "identification": "off",
 }
+NONE_COUNTED = {"day": 0, "week": 0, "month": 0, "rolling_24h": 0, "rolling_7d": 0, "rolling_30d": 0}
 
 API_EXAMPLE = {
     "code": "acme",
@@ -36,6 +40,7 @@ API_EXAMPLE = {
     "active": True,
     "timezone": "Europe/Moscow",
     "callback_url": "https://acme.example/sms-status",
+    "retention_days": 548,
     "send_window": {"from": "09:00", "to": "21:00"},
     "on_window": "defer",
     "fz": DEFAULT_FZ,
@@ -121,6 +126,7 @@ def test_create_with_only_a_code_takes_the_documented_defaults(client, admin):
         "callback_url": None,
         "creditor_name": None,
         "contact_phone": None,
+        "retention_days": 548,
         "send_window": {"from": "09:00", "to": "21:00"},
         "on_window": "defer",
         "fz": DEFAULT_FZ,
@@ -155,7 +161,7 @@ def test_the_api_example_round_trips_and_the_secret_is_masked_afterwards(client,
     assert got.json == expected
     assert list(got.json) == [  # the documented order of fields
         "code", "name", "inn", "active", "timezone", "callback_url", "webhook_secret",
-        "send_window", "on_window", "fz", "providers", "creditor_name", "contact_phone",
+        "send_window", "on_window", "fz", "providers", "creditor_name", "contact_phone", "retention_days",
     ]  # fmt: skip
 
 
@@ -392,6 +398,7 @@ def test_patch_every_field(client, admin, factory):
         "inn": None,
         "timezone": "Asia/Vladivostok",
         "callback_url": None,
+        "retention_days": 31,
         "webhook_secret": "***",
         "send_window": {"from": "20:00", "to": "02:00"},
         "on_window": "reject",
@@ -404,6 +411,9 @@ def test_patch_every_field(client, admin, factory):
             "weekend_hours": {"from": "10:00", "to": "19:00"},
             "holidays_as_weekends": False,
             "on_limit": "defer",
+            "limit_group": "acme-group",
+            "rolling_windows": True,
+            "unknown_zone": "strictest",
             "identification": "append",
         },
         "creditor_name": "OOO Kredit",
@@ -577,6 +587,9 @@ def test_fz_get_and_put_replaces_the_settings_whole(client, admin):
         "weekend_hours": {"from": "10:00", "to": "18:00"},
         "holidays_as_weekends": False,
         "on_limit": "defer",
+        "limit_group": "g1",
+        "rolling_windows": True,
+        "unknown_zone": "strictest",
         "identification": "off",
     }
     r = client.put(f"{BASE}/acme/fz", json=new, headers=admin)
@@ -720,7 +733,7 @@ def test_check_allowed(client, admin, factory):
     r = check(client, admin, at=WEDNESDAY_NOON_MSK)
     assert r.status_code == 200
     assert r.json == {"allowed": True, "reasons": [], "next_allowed_at": None,
-                      "counts": {"day": 0, "week": 0, "month": 0}}  # fmt: skip
+                      "counts": NONE_COUNTED}  # fmt: skip
 
 
 def test_check_outside_the_window_gives_the_next_allowed_minute(client, admin, factory):
@@ -731,7 +744,7 @@ def test_check_outside_the_window_gives_the_next_allowed_minute(client, admin, f
         "allowed": False,
         "reasons": ["outside_send_window"],
         "next_allowed_at": "2026-11-28T06:00:00Z",  # Saturday 09:00 Moscow
-        "counts": {"day": 0, "week": 0, "month": 0},
+        "counts": NONE_COUNTED,
     }
     # the recipient's zone: 12:00 in Moscow is 19:00 in Vladivostok (inside); 15:30 is 22:30 (outside)
     assert (
@@ -818,12 +831,19 @@ def test_check_counts_what_the_sender_counted(client, admin, factory, simulator)
     statuses = sorted(client.get(f"/api/v1/messages/{i}", headers=headers).json["status"] for i in ids)
     assert statuses == ["rejected", "sent"]
     r = check(client, admin, at=datetime.now(UTC).isoformat())
-    assert r.json["counts"] == {"day": 1, "week": 1, "month": 1}
+    assert r.json["counts"] == {
+        "day": 1,
+        "week": 1,
+        "month": 1,
+        "rolling_24h": 1,
+        "rolling_7d": 1,
+        "rolling_30d": 1,
+    }
     assert r.json["reasons"] == ["fz_daily_limit"]
     assert len(simulator.received()) == 1
     # another number, or a year ago, counts nothing
-    assert check(client, admin, to="+79161234568").json["counts"] == {"day": 0, "week": 0, "month": 0}
-    assert check(client, admin, at="2025-01-15T12:00:00Z").json["counts"] == {"day": 0, "week": 0, "month": 0}
+    assert check(client, admin, to="+79161234568").json["counts"] == NONE_COUNTED
+    assert check(client, admin, at="2025-01-15T12:00:00Z").json["counts"] == NONE_COUNTED
 
 
 # --- the OpenAPI document -----------------------------------------------------------------------------

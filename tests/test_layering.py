@@ -156,6 +156,21 @@ def test_only_tasks_api_web_and_cli_import_celery_flask_or_the_tasks():
     assert wrong == {}
 
 
+# The HTTP layer and the command line sit on top: what they import may not import them back.
+TOP_ROOMS = ("smsqueue.api", "smsqueue.console", "smsqueue.web", "smsqueue.cli")
+
+
+def test_nothing_below_the_http_layer_imports_it():
+    """The domain and the tasks take field rules, texts and services from below (message_fields, rules/,
+    ...), never from the API's schemas or views: an arrow back up makes the next cycle."""
+    wrong = {
+        module: sorted(n for n in internal if under(n, TOP_ROOMS))
+        for module, (internal, _) in graph().items()
+        if not under(module, TOP_ROOMS) and any(under(n, TOP_ROOMS) for n in internal)
+    }
+    assert wrong == {}
+
+
 def test_providers_reach_no_database_celery_or_flask():
     """providers/ holds the clients and the simulator: framework-free, they take a ProviderConfig and
     know nothing of rows, caches or secrets at rest."""

@@ -64,7 +64,8 @@ def test_operations_are_described_from_the_models_that_validate_them(client):
     }
     assert create["responses"]["503"]["headers"]["Retry-After"]["required"] is True
     message_in = doc["components"]["schemas"]["MessageIn"]
-    assert message_in["additionalProperties"] is False and message_in["required"] == ["to", "text"]
+    # `text` is required unless a `template` is given
+    assert message_in["additionalProperties"] is False and message_in["required"] == ["to"]
     listing = doc["paths"]["/api/v1/messages"]["get"]
     params = {p["name"]: p for p in listing["parameters"]}
     assert params["status"]["schema"]["type"] == "array" and params["status"]["explode"] is True

@@ -97,7 +97,7 @@ def test_twelve_at_once_with_two_a_day_send_two_and_reject_ten(client, factory, 
     wait_for(lambda: len(simulator.received()) >= 2, 10, what="the provider to have 2")
     assert len(simulator.received()) == 2
     assert {m.phone.lstrip("+") for m in simulator.received()} == {PHONE.lstrip("+")}
-    assert check["counts"] == {"day": 2, "week": 2, "month": 2}
+    assert {k: check["counts"][k] for k in ("day", "week", "month")} == {"day": 2, "week": 2, "month": 2}
     assert check["allowed"] is False and check["reasons"] == ["fz_daily_limit"]
 
 
@@ -112,4 +112,4 @@ def test_twelve_at_once_with_on_limit_defer_schedule_ten_for_the_next_local_day(
     assert (len(sent), len(deferred)) == (2, 10), [(r.status, r.reason) for r in settled]
     assert {(r.reason, r.send_at) for r in deferred} == {("fz_daily_limit", tomorrow.astimezone(UTC))}
     assert len(simulator.received()) == 2
-    assert check["counts"] == {"day": 2, "week": 2, "month": 2}
+    assert {k: check["counts"][k] for k in ("day", "week", "month")} == {"day": 2, "week": 2, "month": 2}

@@ -33,6 +33,8 @@ DEFAULTS = {
     "fz_weekend_to": "20:00",
     "fz_holidays_as_weekends": True,
     "fz_on_limit": "reject",
+    "fz_rolling_windows": False,
+    "fz_unknown_zone": "entity",
 }
 ALL_DAY = {"send_window_from": "00:00", "send_window_to": "24:00"}
 

@@ -3,10 +3,10 @@
 - `stop_list_entries`: numbers and debtors an entity (or its limit group) may not write to;
 - `rule_decisions`: each decision of the sender's rules step about a message, with the counts it saw;
 - `legal_entities.creditor_name`, `contact_phone`, `fz_identification`;
-- `messages.debtor` (also added by the counting half of issue 10: the two are reconciled at merge).
+(`messages.debtor`, which the stop list and the evidence read, comes with 0010.)
 
 Revision ID: 0011
-Revises: 0006
+Revises: 0010
 Create Date: 2026-12-03
 """
 
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0011"
-down_revision: str | None = "0009"
+down_revision: str | None = "0010"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
@@ -84,19 +84,9 @@ def upgrade() -> None:
         "legal_entities",
         sa.Column("fz_identification", sa.String(length=8), server_default="off", nullable=False),
     )
-    op.add_column("messages", sa.Column("debtor", sa.String(length=128), nullable=True))
-    op.create_index(
-        "ix_messages_entity_debtor",
-        "messages",
-        ["legal_entity_id", "debtor"],
-        postgresql_where=sa.text("debtor IS NOT NULL"),
-        sqlite_where=sa.text("debtor IS NOT NULL"),
-    )
 
 
 def downgrade() -> None:
-    op.drop_index("ix_messages_entity_debtor", table_name="messages")
-    op.drop_column("messages", "debtor")
     op.drop_column("legal_entities", "fz_identification")
     op.drop_column("legal_entities", "contact_phone")
     op.drop_column("legal_entities", "creditor_name")

@@ -7,28 +7,38 @@ from flask import Flask
 
 def register_blueprints(app: Flask) -> None:
     from smsqueue.api import (
+        audit,
         dlr,
         docs,
         entity_providers,
         history,
+        interactions,
+        jobs,
+        keys,
         legal_entities,
         messages,
         ops,
         providers,
         stop_list,
+        templates,
         webhooks,
     )
 
     for module in (
-        messages,
-        providers,
+        audit,
         dlr,
-        legal_entities,
-        entity_providers,
-        stop_list,
-        history,
-        webhooks,
         docs,
+        entity_providers,
+        history,
+        interactions,
+        jobs,
+        keys,
+        legal_entities,
+        messages,
         ops,
+        providers,
+        stop_list,
+        templates,
+        webhooks,
     ):
         app.register_blueprint(module.bp)

@@ -153,9 +153,15 @@ def delete_link(code: str, provider: str) -> Response:
     "`provider_not_allowed` (not linked, or the link or the provider disabled), `outside_send_window`, "
     "`fz_daily_limit`, `fz_weekly_limit`, `fz_monthly_limit` (limits only while fz.enabled). The time "
     "rules use the recipient's zone: `recipient_timezone` if given, else the number's own zone when it "
-    "has exactly one (a geographic number), else the entity's. `counts` are the messages handed to a "
-    "provider in the local day, week (Monday first) and month containing `at` (kept even while fz is "
-    "off). `next_allowed_at` is null when allowed; otherwise the first whole minute at or after `at` "
+    "has exactly one (a geographic number), else the entity's (with fz.unknown_zone `strictest`, a number "
+    "with no single zone is judged in every zone it may be in). `counts` are the messages handed to a "
+    "provider (and interactions reported) in the local day, week (Monday first) and month containing "
+    "`at`, and in the rolling 24 h, 7 d and 30 d ending at `at` (kept even while fz is off, and shown "
+    "whether or not fz.rolling_windows is on), of the entity's limit scope (its fz.limit_group, if any): "
+    "the debtor's when `debtor` is given, else the number's. With `debtor`, the reasons judge both the "
+    "debtor's and the number's counts, as the sender does; the rolling windows stop a message only with "
+    "fz.rolling_windows, with their calendar period's reason. "
+    "`next_allowed_at` is null when allowed; otherwise the first whole minute at or after `at` "
     "(past or future) that the time rules allow, ignoring the counts, or null when none comes within 14 "
     "days. Unknown entity or provider: 404; an invalid `to`, `at` or zone: 422.",
 )
@@ -166,7 +172,7 @@ def check(code: str, provider: str) -> Response:
     with session_scope() as session:
         entity = entity_or_404(session, code)
         row = provider_or_404(session, provider)
-        result, counts = entities.check_link(session, entity, row, q.to, at, q.recipient_timezone)
+        result, counts = entities.check_link(session, entity, row, q.to, at, q.recipient_timezone, q.debtor)
     return jsonify(
         {
             "allowed": result.allowed,

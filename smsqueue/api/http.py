@@ -5,15 +5,17 @@ them from here, so nothing under `api/` imports the factory."""
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 from flask import Response, g, request
 from pydantic import BaseModel, ValidationError
 
-from smsqueue import auth
+from smsqueue import auth, logs, ratelimit
 from smsqueue.api.schemas import field_errors
 from smsqueue.errors import ApiError, Code, FieldError, validation_error
+from smsqueue.rules import audit
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -25,12 +27,30 @@ PUBLIC_API_SUFFIXES = ("/dlr",)
 PUBLIC_API_PATHS = ("/api/v1/openapi.json",)
 
 
+# --- request id ---------------------------------------------------------------------------------------
+
+
+def begin_request() -> None:
+    """Before every request: its id (the caller's X-Request-Id, or a new one) for every log line of it,
+    in this process and in the worker that sends its messages."""
+    g.request_id = logs.accepted_request_id(request.headers.get("X-Request-Id"))
+    logs.request_id_var.set(g.request_id)
+
+
+def echo_request_id(response: Response) -> Response:
+    if "request_id" in g:
+        response.headers["X-Request-Id"] = g.request_id
+    return response
+
+
 # --- auth ---------------------------------------------------------------------------------------------
 
 
 def authenticate() -> None:
-    """Before every request: the principal of the request's API key, or a 401 (public paths pass)."""
+    """Before every request: the principal of the request's API key, or a 401 (public paths pass); a 429
+    when the key is over its `rate_limit_per_second` (counted in Redis across every web process)."""
     path = request.path
+    audit.set_actor(None, None)  # a thread's context outlives its request: no actor carried over
     if "\x00" in path:
         raise ApiError(404, Code.NOT_FOUND, "no such resource")  # no code or id holds a NUL
     if not path.startswith("/api/v1/") or path in PUBLIC_API_PATHS or path.endswith(PUBLIC_API_SUFFIXES):
@@ -52,7 +72,16 @@ def authenticate() -> None:
             "unknown API key",
             headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
         )
+    grant = ratelimit.take_request(principal.key_id, principal.rate_limit_per_second)
+    if not grant.granted:
+        raise ApiError(
+            429,
+            Code.RATE_LIMITED,
+            f"this key may make {principal.rate_limit_per_second:g} requests a second",
+            headers={"Retry-After": str(max(1, math.ceil(grant.wait)))},
+        )
     g.principal = principal
+    audit.set_actor(principal.key_id, principal.name)
 
 
 def principal() -> auth.Principal:

@@ -18,6 +18,7 @@ from smsqueue import law
 from smsqueue.api.http import json_object, query_args, require_admin, validate
 from smsqueue.api.rules_schemas import (
     CODE_PATTERN,
+    DEFAULT_RETENTION_DAYS,
     MASKED,
     EntityIn,
     EntityListOut,
@@ -48,8 +49,18 @@ ADMIN_NOTE = "Admin key only (an entity key gets 403)."
 # Entity fields a PATCH copies to the column of the same name as given (null clears the nullable ones).
 NULLABLE_OR_PLAIN = (
     "name", "inn", "active", "timezone", "callback_url", "on_window", "creditor_name", "contact_phone",
+    "retention_days",
 )  # fmt: skip
-NOT_NULL_ENTITY_FIELDS = ("name", "active", "timezone", "send_window", "on_window", "fz", "providers")
+NOT_NULL_ENTITY_FIELDS = (
+    "name",
+    "active",
+    "timezone",
+    "send_window",
+    "on_window",
+    "fz",
+    "providers",
+    "retention_days",
+)
 
 
 # --- rendering ----------------------------------------------------------------------------------------
@@ -78,6 +89,9 @@ def render_fz(entity: LegalEntity) -> dict[str, Any]:
         "weekend_hours": {"from": entity.fz_weekend_from, "to": entity.fz_weekend_to},
         "holidays_as_weekends": entity.fz_holidays_as_weekends,
         "on_limit": entity.fz_on_limit,
+        "limit_group": entity.fz_limit_group,
+        "rolling_windows": entity.fz_rolling_windows,
+        "unknown_zone": entity.fz_unknown_zone,
         "identification": entity.fz_identification,
     }
 
@@ -98,6 +112,7 @@ def render_entity(session: Session, entity: LegalEntity, webhook_secret: str = M
         # v1.1 (137-FZ), after the v1 fields so their documented order stays as it was
         "creditor_name": entity.creditor_name,
         "contact_phone": entity.contact_phone,
+        "retention_days": entity.retention_days,  # v1.1: after the v1 fields, whose order is documented
     }
 
 
@@ -215,6 +230,7 @@ def create_entity() -> Response:
         "callback_url": body.callback_url,
         "creditor_name": body.creditor_name,
         "contact_phone": body.contact_phone,
+        "retention_days": body.retention_days or DEFAULT_RETENTION_DAYS,
         "send_window_from": body.send_window.from_,
         "send_window_to": body.send_window.to,
         "on_window": body.on_window,

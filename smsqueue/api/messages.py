@@ -12,10 +12,9 @@ from flask import Blueprint, Response, jsonify, request
 from pydantic import ValidationError
 from sqlalchemy import and_, func, or_, select, text
 
-from smsqueue import entity_cache, ingest, message_search
+from smsqueue import entity_cache, ingest, jobs, message_search, template_store
 from smsqueue.api.http import json_object, principal, query_args, validate
 from smsqueue.api.schemas import (
-    MAX_TEXT,
     BatchIn,
     BatchItemIn,
     BatchOut,
@@ -38,6 +37,7 @@ from smsqueue.rules import identification
 from smsqueue.segments import count_segments
 from smsqueue.statuses import Status
 from smsqueue.tasks.doorbell import ring_soon
+from smsqueue.templates import TemplateError
 
 bp = Blueprint("messages", __name__)
 m = messages_t.c
@@ -76,6 +76,9 @@ def render(row: Any, events: list[dict[str, Any]] | None = None) -> dict[str, An
         "recipient_timezone": row.recipient_timezone,
         "callback_url": row.callback_url,
         "reference": row.reference,
+        "template": row.template,
+        "job": str(row.job_id) if row.job_id is not None else None,
+        "debtor": row.debtor,
         "created_at": iso(row.created_at),
         "updated_at": iso(row.updated_at),
     }
@@ -104,6 +107,9 @@ def render_new(new: NewMessage, status: Status, entity_code: str, at: datetime) 
         "recipient_timezone": new.recipient_timezone,
         "callback_url": new.callback_url,
         "reference": new.reference,
+        "template": new.template,
+        "job": str(new.job_id) if new.job_id is not None else None,
+        "debtor": new.debtor,
         "created_at": stamp,
         "updated_at": stamp,
         "events": [{"status": status.value, "at": stamp, "reason": None}],
@@ -153,13 +159,15 @@ def prepare(
 ) -> tuple[ingest.Prepared, str]:
     entity = resolve_entity(item.legal_entity, who)
     provider_id = resolve_provider(item.provider, entity)
-    text = final_text(item.text, entity)
+    text = item.text if item.template is None else template_text(entity.id, item.template, item.variables)
+    text = final_text(text, entity)
     info = count_segments(text)
     new = NewMessage(
         id=new_id(),
         legal_entity_id=entity.id,
         to=item.to,
         text=text,
+        template=item.template,
         segments=info.segments,
         encoding=info.encoding,
         sender=item.sender,
@@ -169,6 +177,7 @@ def prepare(
         recipient_timezone=item.recipient_timezone,
         callback_url=item.callback_url or entity.callback_url,
         reference=item.reference,
+        debtor=item.debtor,
         idempotency_key=key,
         request_hash=ingest.request_hash(entity.code, body) if key is not None else None,
     )
@@ -178,15 +187,26 @@ def prepare(
 def final_text(text: str, entity: entity_cache.EntityInfo) -> str:
     """The text to store and send: 137-FZ identification applied (rules.identification), still within
     the length limit; a 422 on field `text` otherwise."""
-    try:
-        out = identification.identify(text, identification.Identification.of(entity))
-    except identification.MissingIdentification as exc:
-        raise validation_error([FieldError("text", FieldCode.MISSING_IDENTIFICATION, str(exc))]) from None
-    if len(out) > MAX_TEXT:
-        raise validation_error(
-            [FieldError("text", FieldCode.TOO_LONG, f"at most {MAX_TEXT} characters with the identification")]
-        )
+    out, errors = identification.text_errors(text, identification.Identification.of(entity))
+    if errors:
+        raise validation_error(errors)
     return out
+
+
+def stored_template(entity_id: int, code: str) -> str:
+    """The text of the entity's template `code`, or 422 (field `template`, not_found)."""
+    found = template_store.get(entity_id, code)
+    if found is None:
+        raise validation_error([FieldError("template", FieldCode.NOT_FOUND, f"no template {code!r}")])
+    return found.text
+
+
+def template_text(entity_id: int, code: str, variables: dict[str, str] | None) -> str:
+    """The text of a message sent with a template: rendered, and held to the rules of `text`."""
+    try:
+        return ingest.rendered_text(stored_template(entity_id, code), variables or {})
+    except TemplateError as exc:
+        raise validation_error(exc.errors) from None
 
 
 def later_checks(body: Any, invalid: set[str], who: Principal) -> list[FieldError]:
@@ -495,14 +515,22 @@ def list_messages() -> Response:
         entity_ids = [info.id]
     elif not who.is_admin:
         entity_ids = sorted(who.entity_ids)
+    job_id = None
+    if q.job is not None:
+        job_id = _job_id(q.job, who)
+        if job_id is None:
+            empty = None if q.updated_after is None else q.cursor or encode_change_cursor(0, 0)
+            return jsonify({"items": [], "next_cursor": empty})
     conditions = message_search.conditions(
         MessageFilter(
             entity_ids=entity_ids,
             statuses=[s.value for s in q.status or ()],
             to=q.to,
             reference=q.reference,
+            debtor=q.debtor,
             created_after=q.created_after,
             created_before=q.created_before,
+            job_id=job_id,
         )
     )
     if q.updated_after is not None or is_change_cursor(q.cursor):
@@ -510,6 +538,16 @@ def list_messages() -> Response:
     with transaction() as conn:
         page = message_search.newest_first(conn, conditions, q.cursor, q.limit)
     return jsonify({"items": [render(r) for r in page.rows], "next_cursor": page.next_cursor})
+
+
+def _job_id(value: str, who: Principal) -> uuid.UUID | None:
+    """The `job` filter's job, if it is one this key may read (else the list is empty)."""
+    try:
+        ident = uuid.UUID(value)
+    except ValueError:
+        raise validation_error([FieldError("job", FieldCode.INVALID_VALUE, "not a job id")]) from None
+    job = jobs.find(ident)
+    return ident if job is not None and who.may_use(job.legal_entity_id) else None
 
 
 def _list_changes(conditions: list[Any], q: MessageListQuery) -> Response:

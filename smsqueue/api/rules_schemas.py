@@ -12,10 +12,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 from pydantic_core import PydanticCustomError
 
 from smsqueue import law
-from smsqueue.api.schemas import CallbackUrl, IanaZone, MessageIn, Strict, Timestamp
+from smsqueue.api.schemas import CallbackUrl, Debtor, IanaZone, MessageIn, Strict, Timestamp
 from smsqueue.errors import FieldCode
 from smsqueue.rules.inn import is_valid_inn
 from smsqueue.rules.provider_settings import MASKED
+from smsqueue.rules.subjects import LIMIT_GROUP_PATTERN, valid_limit_group
 from smsqueue.rules.windows import WindowError, parse_hhmm
 
 CODE_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
@@ -23,6 +24,9 @@ _CODE = re.compile(CODE_PATTERN)
 MAX_LIMIT = 1_000_000  # a count per period; far above any law's number, below the integer column's range
 MAX_PRIORITY = 1000
 DEFAULT_TIMEZONE = "Europe/Moscow"
+DEFAULT_RETENTION_DAYS = 548
+MIN_RETENTION_DAYS = 31
+MAX_RETENTION_DAYS = 36500
 
 OnAction = Literal["defer", "reject"]
 IdentificationMode = Literal["off", "require", "append"]
@@ -33,6 +37,32 @@ IDENTIFICATION_DOC = (
     "(the stored and sent text is the appended one; over 1600 characters then: `too_long`). Either needs "
     "both fields set on the entity (`identification_incomplete`, field `fz.identification`)."
 )
+UnknownZone = Literal["entity", "strictest"]
+LIMIT_GROUP_DOC = (
+    f"Entities with the same limit_group share one set of 230-FZ counts (per debtor and per number): a "
+    f"creditor and the agency working its debts. {LIMIT_GROUP_PATTERN}; null (the default): the entity "
+    "counts alone. Counts made before joining a group stay with the entity (they are not moved)."
+)
+ROLLING_DOC = (
+    "When true, the limits must also hold over every rolling 24 hours (per_day), 7 days (per_week) and 30 "
+    "days (per_month), judged by whole minutes, besides the calendar periods; the same reasons "
+    "(fz_daily_limit, ...); with on_limit defer, the message waits for the later of the two ends."
+)
+UNKNOWN_ZONE_DOC = (
+    "For a number with no single zone (a Russian mobile) and no recipient_timezone: `entity` judges the "
+    "time rules in the entity's timezone; `strictest` allows a minute only when it is allowed in every "
+    "zone the number may be in (for a Russian number: every Russian zone of the tz database). The FZ "
+    "periods are counted in the entity's zone either way."
+)
+
+
+def check_limit_group(value: str | None) -> str | None:
+    if value is not None and not valid_limit_group(value):
+        raise PydanticCustomError(
+            FieldCode.INVALID_VALUE,
+            "1 to 64 lowercase Latin letters, digits, '-' and '_', starting with a letter or digit",
+        )
+    return value
 
 
 def check_code(value: str) -> str:
@@ -169,6 +199,14 @@ class FzIn(Strict):
         "reject", description="At a limit: reject, or defer to the next period with room."
     )
     identification: IdentificationMode = Field("off", description=IDENTIFICATION_DOC)
+    limit_group: str | None = Field(None, max_length=64, description=LIMIT_GROUP_DOC)
+    rolling_windows: bool = Field(law.ROLLING_WINDOWS, strict=True, description=ROLLING_DOC)
+    unknown_zone: UnknownZone = Field(law.UNKNOWN_ZONE, description=UNKNOWN_ZONE_DOC)  # type: ignore[assignment]
+
+    @field_validator("limit_group")
+    @classmethod
+    def _group(cls, value: str | None) -> str | None:
+        return check_limit_group(value)
 
     @field_validator("per_week")
     @classmethod
@@ -194,6 +232,14 @@ class FzPatch(Strict):
     holidays_as_weekends: bool | None = Field(None, strict=True)
     on_limit: OnAction | None = None
     identification: IdentificationMode | None = Field(None, description=IDENTIFICATION_DOC)
+    limit_group: str | None = Field(None, max_length=64, description="null: leave the group.")
+    rolling_windows: bool | None = Field(None, strict=True)
+    unknown_zone: UnknownZone | None = None
+
+    @field_validator("limit_group")
+    @classmethod
+    def _group(cls, value: str | None) -> str | None:
+        return check_limit_group(value)
 
 
 # --- providers of an entity ---------------------------------------------------------------------------
@@ -238,6 +284,15 @@ class _EntityFields(Strict):
     )
     contact_phone: str | None = Field(
         None, min_length=1, max_length=32, description="137-FZ: a phone to reach it, as it is to be shown."
+    )
+    retention_days: int | None = Field(
+        None,
+        strict=True,
+        ge=MIN_RETENTION_DAYS,
+        le=MAX_RETENTION_DAYS,
+        description=f"A final message is deleted (with its events and webhook attempts) this many days "
+        f"after its last change; default {DEFAULT_RETENTION_DAYS} (137-FZ keeps texts about 1.5 years), "
+        f"at least {MIN_RETENTION_DAYS} (the 230-FZ counts need a month). The FZ counts are not changed.",
     )
 
     @field_validator("inn")
@@ -301,6 +356,9 @@ class CheckQuery(Strict):
     recipient_timezone: IanaZone | None = Field(
         None, description="IANA zone of the recipient (else the number's, else the entity's)."
     )
+    debtor: Debtor | None = Field(
+        None, description="The person the message would be about: `counts` are then the debtor's."
+    )
 
     @field_validator("to")
     @classmethod
@@ -327,6 +385,9 @@ class FzOut(BaseModel):
     holidays_as_weekends: bool
     on_limit: OnAction
     identification: IdentificationMode
+    limit_group: str | None
+    rolling_windows: bool
+    unknown_zone: UnknownZone
 
 
 class LinkOut(BaseModel):
@@ -354,6 +415,7 @@ class EntityOut(BaseModel):
     on_window: OnAction
     fz: FzOut
     providers: list[LinkOut]
+    retention_days: int
 
 
 class EntityListOut(BaseModel):
@@ -364,6 +426,9 @@ class CountsOut(BaseModel):
     day: int
     week: int
     month: int
+    rolling_24h: int = Field(description="Within the 24 hours ending at `at` (by whole minutes).")
+    rolling_7d: int = Field(description="Within the 7 days ending at `at`.")
+    rolling_30d: int = Field(description="Within the 30 days ending at `at`.")
 
 
 class CheckOut(BaseModel):

@@ -3,10 +3,8 @@ document (one source of truth). Validators raise errors whose type is our field 
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
-from functools import cache
+from datetime import datetime
 from typing import Annotated, Any, Literal
-from zoneinfo import available_timezones
 
 from pydantic import (
     AfterValidator,
@@ -20,49 +18,22 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from smsqueue.clock import now
 from smsqueue.errors import FieldCode, FieldError
+from smsqueue.message_fields import (  # noqa: F401 - the API's models and views take them from here too
+    MAX_SCHEDULE_AHEAD,
+    MAX_TEXT,
+    check_send_at,
+    check_text,
+    check_timezone,
+    check_valid_until,
+    parse_timestamp,
+    timezone_names,
+)
 from smsqueue.phones import PhoneError, normalize_phone
 from smsqueue.statuses import Status
 from smsqueue.urls import UrlError, check_callback_url
 
-MAX_TEXT = 1600
-MAX_SCHEDULE_AHEAD = timedelta(days=30)
-
-
-# --- shared field types -------------------------------------------------------------------------------
-
-
-def parse_timestamp(value: Any) -> datetime:
-    """ISO-8601 with an offset, as a string; nothing else (no bare numbers, no naive times)."""
-    if isinstance(value, datetime):
-        parsed = value
-    elif isinstance(value, str):
-        try:
-            parsed = datetime.fromisoformat(value.strip())
-        except ValueError:
-            raise PydanticCustomError(
-                FieldCode.INVALID_DATETIME, "must be an ISO-8601 date and time with an offset"
-            ) from None
-    else:
-        raise PydanticCustomError(FieldCode.INVALID_DATETIME, "must be an ISO-8601 string")
-    if parsed.tzinfo is None or parsed.utcoffset() is None:
-        raise PydanticCustomError(FieldCode.INVALID_DATETIME, "must have a UTC offset, e.g. Z or +03:00")
-    return parsed
-
-
 Timestamp = Annotated[datetime, BeforeValidator(parse_timestamp)]
-
-
-@cache
-def timezone_names() -> frozenset[str]:
-    return frozenset(available_timezones())
-
-
-def check_timezone(value: str | None) -> str | None:
-    if value is not None and value not in timezone_names():
-        raise PydanticCustomError(FieldCode.INVALID_TIMEZONE, "not a known IANA time zone")
-    return value
 
 
 def check_url(value: str | None) -> str | None:
@@ -78,6 +49,13 @@ def check_url(value: str | None) -> str | None:
 # Field types shared by the request models, each with its check.
 IanaZone = Annotated[str, Field(max_length=64, examples=["Europe/Moscow"]), AfterValidator(check_timezone)]
 CallbackUrl = Annotated[str, Field(max_length=2048), AfterValidator(check_url)]
+# The caller's id of a person (230-FZ counts per person): any text, compared exactly (case and spaces kept).
+Debtor = Annotated[str, Field(min_length=1, max_length=128, examples=["loan-2024-0001"])]
+DEBTOR_DOC = (
+    "The caller's id of the person the message is about, 1 to 128 characters, compared exactly. 230-FZ "
+    "counts then apply to that person across all of their numbers (per limit scope: the entity, or its "
+    "fz.limit_group); the message is held to the debtor's counts and to its number's."
+)
 
 
 def _has_nul(value: Any) -> bool:
@@ -116,7 +94,17 @@ class MessageIn(Strict):
         description="Recipient; any common form (+79161234567, 89161234567, 8 (916) 123-45-67), stored as "
         "E.164. Russian numbers only (the service sends under Russian law): others are invalid_phone.",
     )
-    text: str = Field(description=f"1 to {MAX_TEXT} characters.")
+    template: str | None = Field(
+        None,
+        max_length=64,
+        description="A template code of the entity, instead of `text`: rendered with `variables` when the "
+        "message is accepted (the message keeps the rendered text).",
+    )
+    text: str | None = Field(
+        None,
+        validate_default=True,
+        description=f"1 to {MAX_TEXT} characters. Required unless `template` is given; not with it.",
+    )
     sender: str | None = Field(None, description="Sender name; default from the entity's provider link.")
     provider: str | None = Field(
         None, max_length=64, description="Provider code; must be linked to the entity."
@@ -128,6 +116,12 @@ class MessageIn(Strict):
     reference: str | None = Field(
         None, max_length=128, description="The caller's own id, echoed in webhooks."
     )
+    variables: dict[str, str] | None = Field(
+        None,
+        description="Values of the template's placeholders: every placeholder needs one (else "
+        "missing_variable), and a name the template lacks is unknown_variable.",
+    )
+    debtor: Debtor | None = Field(None, description=DEBTOR_DOC)
 
     @field_validator("to")
     @classmethod
@@ -141,13 +135,21 @@ class MessageIn(Strict):
 
     @field_validator("text")
     @classmethod
-    def _text(cls, value: str) -> str:
-        if not value:
-            raise PydanticCustomError(FieldCode.TOO_SHORT, "must not be empty")
-        if len(value) > MAX_TEXT:
-            raise PydanticCustomError(FieldCode.TOO_LONG, f"at most {MAX_TEXT} characters")
-        if any("\ud800" <= ch <= "\udfff" for ch in value):
-            raise PydanticCustomError(FieldCode.INVALID_VALUE, "contains an unpaired surrogate")
+    def _text(cls, value: str | None, info: ValidationInfo) -> str | None:
+        has_template = info.data.get("template") is not None or "template" not in info.data
+        if value is None:
+            if has_template:
+                return None  # rendered from the template once the entity is known
+            raise PydanticCustomError(FieldCode.REQUIRED, "give `text` or a `template`")
+        if info.data.get("template") is not None:
+            raise PydanticCustomError(FieldCode.INVALID_VALUE, "give `text` or a `template`, not both")
+        return check_text(value)
+
+    @field_validator("variables")
+    @classmethod
+    def _variables(cls, value: dict[str, str] | None, info: ValidationInfo) -> dict[str, str] | None:
+        if value is not None and info.data.get("template") is None and "template" in info.data:
+            raise PydanticCustomError(FieldCode.INVALID_VALUE, "variables are for a `template`")
         return value
 
     @field_validator("sender")
@@ -167,26 +169,12 @@ class MessageIn(Strict):
     @field_validator("send_at")
     @classmethod
     def _send_at(cls, value: datetime | None) -> datetime | None:
-        if value is None:
-            return None
-        current = now()
-        if value < current:
-            raise PydanticCustomError(FieldCode.IN_PAST, "must not be in the past")
-        if value > current + MAX_SCHEDULE_AHEAD:
-            raise PydanticCustomError(FieldCode.TOO_FAR_AHEAD, "at most 30 days ahead")
-        return value
+        return None if value is None else check_send_at(value)
 
     @field_validator("valid_until")
     @classmethod
     def _valid_until(cls, value: datetime | None, info: ValidationInfo) -> datetime | None:
-        if value is None:
-            return None
-        if value <= now():
-            raise PydanticCustomError(FieldCode.IN_PAST, "must be in the future")
-        send_at = info.data.get("send_at")
-        if send_at is not None and value <= send_at:
-            raise PydanticCustomError(FieldCode.INVALID_VALUE, "must be after send_at")
-        return value
+        return None if value is None else check_valid_until(value, info.data.get("send_at"))
 
 
 class BatchItemIn(MessageIn):
@@ -210,11 +198,13 @@ class MessageListQuery(Strict):
     status: list[Status] | None = Field(None, description="Repeatable.")
     to: str | None = Field(None, max_length=64)
     reference: str | None = Field(None, max_length=128)
+    debtor: Debtor | None = Field(None, description="Messages about this debtor (exact match).")
     created_after: Timestamp | None = Field(None, description="Exclusive.")
     created_before: Timestamp | None = Field(None, description="Exclusive.")
     updated_after: Timestamp | None = Field(
         None, description="Order by last change, oldest first; poll on with the returned cursor."
     )
+    job: str | None = Field(None, max_length=64, description="A job's id: the messages made from its rows.")
     limit: int = Field(100, ge=1, le=500)
     cursor: str | None = Field(None, max_length=512, description="Opaque; from next_cursor.")
 
@@ -250,6 +240,9 @@ class MessageOut(BaseModel):
     recipient_timezone: str | None = None
     callback_url: str | None = None
     reference: str | None
+    template: str | None = Field(None, description="The template code the text was rendered from.")
+    job: str | None = Field(None, description="The id of the job whose row made this message.")
+    debtor: str | None = None
     created_at: datetime
     updated_at: datetime
     events: list[EventOut] | None = Field(None, description="Present on single-message answers.")

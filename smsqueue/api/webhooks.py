@@ -21,6 +21,7 @@ from smsqueue.db import session_scope, transaction
 from smsqueue.errors import ApiError, Code, not_found
 from smsqueue.messages import messages_t
 from smsqueue.models import LegalEntity
+from smsqueue.rules import audit
 from smsqueue.webhooks.attempts import attempts_of
 
 bp = Blueprint("webhooks", __name__)
@@ -138,6 +139,12 @@ def rotate_secret(code: str) -> Response:
         entity.webhook_secret_previous = entity.webhook_secret if until is not None else None
         entity.webhook_secret_previous_until = until
         entity.webhook_secret = encrypt(secret)
+        audit.record(
+            session,
+            "legal_entity.rotate_webhook_secret",
+            entity.code,
+            {"webhook_secret": [audit.MASKED, audit.MASKED]},
+        )
         answer: dict[str, Any] = {
             "legal_entity": entity.code,
             "webhook_secret": secret,

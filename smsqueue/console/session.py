@@ -30,6 +30,7 @@ from itsdangerous import BadData, URLSafeTimedSerializer
 from smsqueue import auth
 from smsqueue.config import settings
 from smsqueue.crypto import decrypt, encrypt
+from smsqueue.rules import audit
 
 COOKIE_NAME = "smsqueue_console"
 COOKIE_PATH = "/console"
@@ -130,6 +131,8 @@ def current_principal() -> auth.Principal | None:
     principal = auth.lookup(key)
     if principal is None:
         session.clear()
+    else:  # what the operator changes is recorded in the audit log as this key's
+        audit.set_actor(principal.key_id, principal.name)
     return principal
 
 

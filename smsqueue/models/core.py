@@ -59,6 +59,16 @@ class LegalEntity(Base):
     creditor_name: Mapped[str | None] = mapped_column(String(300))
     contact_phone: Mapped[str | None] = mapped_column(String(32))
     fz_identification: Mapped[str] = mapped_column(String(8), default="off", server_default="off")
+    # Entities with the same group share one set of 230-FZ counts (null: the entity counts alone).
+    fz_limit_group: Mapped[str | None] = mapped_column(String(64))
+    fz_rolling_windows: Mapped[bool] = mapped_column(
+        Boolean, default=law.ROLLING_WINDOWS, server_default="true" if law.ROLLING_WINDOWS else "false"
+    )
+    fz_unknown_zone: Mapped[str] = mapped_column(
+        String(10), default=law.UNKNOWN_ZONE, server_default=law.UNKNOWN_ZONE
+    )
+    # Final messages are purged this many days after their last change (137-FZ: about 1.5 years).
+    retention_days: Mapped[int] = mapped_column(Integer, default=548, server_default="548")
     created_at: Mapped[datetime] = mapped_column(default=now)
     updated_at: Mapped[datetime] = mapped_column(default=now, onupdate=now)
 
@@ -112,6 +122,9 @@ class ApiKey(Base):
     name: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(default=now)
     revoked_at: Mapped[datetime | None] = mapped_column()
+    expires_at: Mapped[datetime | None] = mapped_column()
+    last_used_at: Mapped[datetime | None] = mapped_column()  # written at most once a minute (auth)
+    rate_limit_per_second: Mapped[float | None] = mapped_column(Float)  # null: no limit
 
 
 class ApiKeyEntity(Base):
@@ -161,6 +174,9 @@ class Message(Base):
             "requested_provider_id",
             **partial_index("requested_provider_id IS NOT NULL"),
         ),
+        # A job's row becomes one message at most, whatever happens to the worker (idempotency per
+        # (job, row)); the same index serves the messages list's `job` filter.
+        Index("uq_messages_job_row", "job_id", "job_row", unique=True, **partial_index("job_id IS NOT NULL")),
         Index(
             "uq_messages_entity_idempotency_key",
             "legal_entity_id",
@@ -188,10 +204,15 @@ class Message(Base):
     recipient_timezone: Mapped[str | None] = mapped_column(String(64))
     callback_url: Mapped[str | None] = mapped_column(Text)
     reference: Mapped[str | None] = mapped_column(String(128))
-    # The caller's id of the person the message is about (API.md "Debtors"); the stop list and the
-    # evidence look messages up by it.
+    # The caller's id of the person the message is about (API.md "Debtors"): 230-FZ counts per person
+    # (rules.subjects); the stop list and the evidence look messages up by it.
     debtor: Mapped[str | None] = mapped_column(String(128))
     idempotency_key: Mapped[str | None] = mapped_column(String(255))
+    template: Mapped[str | None] = mapped_column(String(64))  # the template code it was rendered from
+    # The job and CSV row it came from. No foreign key: accepting stays one plain insert, and
+    # SQLite adds the column without copying the table (which would drop its change triggers).
+    job_id: Mapped[uuid.UUID | None] = mapped_column()  # the job's public id
+    job_row: Mapped[int | None] = mapped_column(Integer)
     request_hash: Mapped[str | None] = mapped_column(String(64))
     # Sending state: attempts on the current provider, providers given up on, when it is next due
     # (queued/scheduled: to be sent; sending: to be reconciled).
@@ -212,6 +233,8 @@ class Message(Base):
     # The local day (in the recipient's zone) whose 230-FZ counters this message was added to while it is
     # handed to a provider; null when it is not counted. Kept so that un-counting is exact and happens once.
     fz_counted_on: Mapped[date | None] = mapped_column(Date)
+    # ... and the UTC minute it was counted in (the rolling windows' fz_minutes row).
+    fz_counted_at: Mapped[datetime | None] = mapped_column()
     created_at: Mapped[datetime] = mapped_column(default=now)
     updated_at: Mapped[datetime] = mapped_column(default=now)
 

@@ -1,7 +1,8 @@
 """Services that make, change and remove providers, legal entities and their links. The admin API, the
 CLI and the tests all go through these, so secrets are always encrypted, the caches always told and codes
 always checked the same way. Every process's client of a changed provider is rebuilt (the client cache
-of `rules.provider_clients` is keyed by the row's updated_at)."""
+of `rules.provider_clients` is keyed by the row's updated_at). Each change is recorded in the audit log
+(`rules.audit`) in the same transaction, its secrets masked."""
 
 from __future__ import annotations
 
@@ -12,9 +13,56 @@ from sqlalchemy import exists, or_, select
 from sqlalchemy.orm import Session
 
 from smsqueue import entity_cache
-from smsqueue.crypto import encrypt, encrypt_json, new_token
+from smsqueue.crypto import decrypt, decrypt_json, encrypt, encrypt_json, new_token
 from smsqueue.models import EntityProvider, LegalEntity, Message, Provider
+from smsqueue.rules import audit
 from smsqueue.rules.provider_settings import split_settings
+
+PROVIDER_FIELDS = ("kind", "name", "enabled", "rate_limit_per_second", "timeout_seconds")
+# Column -> the field's name in the API (and so in the audit log): fz_per_day is "fz.per_day".
+_ENTITY_FIELD_NAMES = {
+    "send_window_from": "send_window.from",
+    "send_window_to": "send_window.to",
+    "fz_weekday_from": "fz.weekday_hours.from",
+    "fz_weekday_to": "fz.weekday_hours.to",
+    "fz_weekend_from": "fz.weekend_hours.from",
+    "fz_weekend_to": "fz.weekend_hours.to",
+}
+_ENTITY_SKIPPED = {"id", "code", "created_at", "updated_at", "webhook_secret_previous_until"}
+_ENTITY_SECRETS = {"webhook_secret", "webhook_secret_previous"}
+
+
+def _provider_state(provider: Provider) -> dict[str, Any]:
+    """What the audit log compares of a provider: its fields, plain settings, and its secrets (decrypted
+    here only to tell which changed, their ciphertexts always differ; `audit.diff` masks them)."""
+    state: dict[str, Any] = {name: getattr(provider, name) for name in PROVIDER_FIELDS}
+    state.update({f"settings.{k}": v for k, v in (provider.settings or {}).items()})
+    secrets = decrypt_json(provider.secrets) if provider.secrets else {}
+    state.update({f"settings.{k}": v for k, v in secrets.items()})
+    state["callback_token"] = decrypt(provider.callback_token)
+    return state
+
+
+def _provider_secrets(provider: Provider) -> set[str]:
+    secrets = decrypt_json(provider.secrets) if provider.secrets else {}
+    return {f"settings.{k}" for k in secrets} | {"callback_token"}
+
+
+def entity_state(entity: LegalEntity) -> dict[str, Any]:
+    """An entity's columns under their API names, for the audit log."""
+    state: dict[str, Any] = {}
+    for column in LegalEntity.__table__.columns:
+        if column.name in _ENTITY_SKIPPED:
+            continue
+        name = _ENTITY_FIELD_NAMES.get(column.name) or (
+            "fz." + column.name[3:] if column.name.startswith("fz_") else column.name
+        )
+        state[name] = getattr(entity, column.name)
+    return state
+
+
+def record_entity_change(session: Session, entity: LegalEntity, before: dict[str, Any], action: str) -> None:
+    audit.record(session, action, entity.code, audit.diff(before, entity_state(entity), _ENTITY_SECRETS))
 
 
 class ProviderInUse(Exception):
@@ -58,6 +106,12 @@ def create_provider(
     )
     session.add(provider)
     session.flush()
+    audit.record(
+        session,
+        "provider.create",
+        code,
+        audit.diff({}, _provider_state(provider), _provider_secrets(provider)),
+    )
     entity_cache.invalidate()
     return provider, token
 
@@ -91,6 +145,7 @@ def update_provider(
     unknown = set(columns) - allowed
     if unknown:
         raise ValueError(f"not changed by update_provider: {sorted(unknown)}")
+    before, before_secrets = _provider_state(provider), _provider_secrets(provider)
     for name, value in columns.items():
         setattr(provider, name, value)
     if settings is not None:
@@ -100,6 +155,10 @@ def update_provider(
     if callback_token is not None:
         provider.callback_token = encrypt(callback_token)
     session.flush()
+    secret_names = before_secrets | _provider_secrets(provider)
+    audit.record(
+        session, "provider.update", provider.code, audit.diff(before, _provider_state(provider), secret_names)
+    )
     entity_cache.invalidate()
     return provider
 
@@ -123,6 +182,7 @@ def delete_provider(session: Session, provider: Provider) -> None:
     messages, links = provider_in_use(session, provider)
     if messages or links:
         raise ProviderInUse(messages, links)
+    audit.record(session, "provider.delete", provider.code, {})
     session.delete(provider)
     session.flush()
     entity_cache.invalidate()
@@ -139,6 +199,7 @@ def create_entity(
     entity = LegalEntity(code=code, name=name or code, webhook_secret=encrypt(secret), **fields)
     session.add(entity)
     session.flush()
+    record_entity_change(session, entity, {}, "legal_entity.create")
     entity_cache.invalidate()
     return entity, secret
 
@@ -155,6 +216,7 @@ def link_provider(
     """Add or update a provider of an entity. Returns the link and whether it is new."""
     link = session.get(EntityProvider, (entity.id, provider.id))
     created = link is None
+    before = {} if link is None else _link_state(link)
     if link is None:
         link = EntityProvider(legal_entity_id=entity.id, provider_id=provider.id)
         session.add(link)
@@ -162,6 +224,8 @@ def link_provider(
     link.sender = sender
     link.enabled = enabled
     session.flush()
+    action = "legal_entity_provider.create" if created else "legal_entity_provider.update"
+    audit.record(session, action, f"{entity.code}/{provider.code}", audit.diff(before, _link_state(link)))
     entity_cache.invalidate()
     return link, created
 
@@ -181,11 +245,13 @@ def update_entity(session: Session, entity: LegalEntity, **columns: Any) -> Lega
     forbidden = {"code", "webhook_secret", "id"} & set(columns)
     if forbidden:
         raise ValueError(f"not changed by update_entity: {sorted(forbidden)}")
+    before = entity_state(entity)
     for name, value in columns.items():
         if not hasattr(LegalEntity, name):
             raise ValueError(f"legal entities have no column {name!r}")
         setattr(entity, name, value)
     session.flush()
+    record_entity_change(session, entity, before, "legal_entity.update")
     entity_cache.invalidate()
     return entity
 
@@ -217,7 +283,12 @@ def unlink_provider(session: Session, entity: LegalEntity, provider: Provider) -
     link = session.get(EntityProvider, (entity.id, provider.id))
     if link is None:
         return False
+    audit.record(session, "legal_entity_provider.delete", f"{entity.code}/{provider.code}", {})
     session.delete(link)
     session.flush()
     entity_cache.invalidate()
     return True
+
+
+def _link_state(link: EntityProvider) -> dict[str, Any]:
+    return {"priority": link.priority, "sender": link.sender, "enabled": link.enabled}

@@ -15,9 +15,11 @@ from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from smsqueue.phones import PhoneError, number_timezone
-from smsqueue.rules.periods import PERIOD_KINDS, PeriodKind, next_period_start_utc
-from smsqueue.rules.windows import TimePolicy, Window, is_allowed, next_allowed
+from smsqueue import law
+from smsqueue.phones import PhoneError, number_timezone, number_timezones
+from smsqueue.rules import rolling
+from smsqueue.rules.periods import PERIOD_KINDS, next_period_start_utc
+from smsqueue.rules.windows import NEXT_ALLOWED_HORIZON, TimePolicy, Window, is_allowed, next_allowed
 from smsqueue.statuses import Reason
 
 log = logging.getLogger(__name__)
@@ -25,18 +27,23 @@ log = logging.getLogger(__name__)
 DEFER = "defer"
 REJECT = "reject"
 
-LIMIT_REASONS: dict[PeriodKind, str] = {
+LIMIT_REASONS: dict[str, str] = {
     "day": Reason.FZ_DAILY_LIMIT.value,
     "week": Reason.FZ_WEEKLY_LIMIT.value,
     "month": Reason.FZ_MONTHLY_LIMIT.value,
 }
+# A rolling window stops a message with its calendar period's reason (API.md: "the calendar one's").
+LIMIT_REASONS.update({kind: LIMIT_REASONS[period] for kind, period in rolling.LIMIT_OF.items()})
+STRICTEST = "strictest"
 # How far a message deferred by the FZ counts may be moved: beyond the next month's start nothing
 # more can open up (the periods only get longer), so this bounds a loop that cannot find room.
 LIMIT_HORIZON = timedelta(days=64)
 _MAX_STEPS = 64
 FALLBACK_ZONE = "Europe/Moscow"
 
-Counts = Mapping[PeriodKind, int]
+Counts = Mapping[str, int]  # period kind or rolling kind -> count
+# (rolling kind, moment, limit) -> the first moment at or after it with room in that window (None: never)
+RoomFrom = Callable[[str, datetime, int], datetime | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,8 +74,12 @@ class EntityRules:
     time_policy: TimePolicy
     on_window: str
     fz_enabled: bool
-    limits: tuple[tuple[PeriodKind, int], ...]  # ("day", 2), ("week", 4), ("month", 16)
+    # ("day", 2), ("week", 4), ("month", 16), shortest first; with rolling windows each calendar period is
+    # followed by its rolling window ("rolling_24h", 2) and so on.
+    limits: tuple[tuple[str, int], ...]
     on_limit: str
+    rolling_windows: bool = False
+    unknown_zone: str = law.UNKNOWN_ZONE
 
     @classmethod
     def of(cls, entity: Any) -> EntityRules:
@@ -89,6 +100,8 @@ class EntityRules:
             entity.fz_weekend_to,
             bool(entity.fz_holidays_as_weekends),
             entity.fz_on_limit,
+            bool(entity.fz_rolling_windows),
+            entity.fz_unknown_zone,
         )
 
 
@@ -109,6 +122,8 @@ def _rules(
     weekend_to: str,
     holidays_as_weekends: bool,
     on_limit: str,
+    rolling_windows: bool,
+    unknown_zone: str,
 ) -> EntityRules:
     policy = TimePolicy(
         send_window=Window.parse({"from": window_from, "to": window_to}, may_cross_midnight=True),
@@ -117,14 +132,27 @@ def _rules(
         weekend_hours=Window.parse({"from": weekend_from, "to": weekend_to}, may_cross_midnight=False),
         holidays_as_weekends=holidays_as_weekends,
     )
+    limits: tuple[tuple[str, int], ...] = (("day", per_day), ("week", per_week), ("month", per_month))
+    if rolling_windows:
+        by_period = dict(limits)
+        limits = tuple(
+            pair
+            for period, limit in limits
+            for pair in (
+                (period, limit),
+                *((k, by_period[p]) for k, p in rolling.LIMIT_OF.items() if p == period),
+            )
+        )
     return EntityRules(
         active=active,
         timezone=timezone,
         time_policy=policy,
         on_window=on_window,
         fz_enabled=fz_enabled,
-        limits=(("day", per_day), ("week", per_week), ("month", per_month)),
+        limits=limits,
         on_limit=on_limit,
+        rolling_windows=rolling_windows,
+        unknown_zone=unknown_zone,
     )
 
 
@@ -160,28 +188,76 @@ def recipient_zone(recipient: str, recipient_timezone: str | None, entity_timezo
     return zone(FALLBACK_ZONE)
 
 
+def window_zones(
+    recipient: str, recipient_timezone: str | None, unknown_zone: str, tz: ZoneInfo
+) -> tuple[ZoneInfo, ...]:
+    """The zones the time rules are judged in: `tz` (the counting zone), except with `fz.unknown_zone`
+    "strictest" for a number with no single zone and no `recipient_timezone`: every zone the number may
+    be in (a minute is allowed only when it is allowed in each). The FZ periods are still counted in
+    `tz` (the entity's zone then)."""
+    if unknown_zone != STRICTEST or _zone_or_none(recipient_timezone) is not None:
+        return (tz,)
+    try:
+        if number_timezone(recipient) is not None:
+            return (tz,)
+        names = number_timezones(recipient)
+    except PhoneError:
+        return (tz,)
+    zones = tuple(z for z in (_zone_or_none(n) for n in names) if z is not None)
+    return zones or (tz,)
+
+
 # --- the pieces of a decision -------------------------------------------------------------------------
 
-
-def time_allowed(rules: EntityRules, at: datetime, tz: ZoneInfo) -> bool:
-    return is_allowed(rules.time_policy, at.astimezone(tz))
+Zones = tuple[ZoneInfo, ...]
 
 
-def limits_reached(rules: EntityRules, counts: Counts) -> list[PeriodKind]:
+def time_allowed(rules: EntityRules, at: datetime, tz: ZoneInfo, zones: Zones | None = None) -> bool:
+    return all(is_allowed(rules.time_policy, at.astimezone(z)) for z in zones or (tz,))
+
+
+def next_allowed_in(
+    rules: EntityRules, at: datetime, tz: ZoneInfo, zones: Zones | None = None
+) -> datetime | None:
+    """The first whole minute at or after `at` allowed in every zone (one zone: `windows.next_allowed`):
+    each zone's next allowed minute from the latest found so far, until all agree."""
+    zones = zones or (tz,)
+    if len(zones) == 1:
+        return next_allowed(rules.time_policy, at, zones[0])
+    t = at
+    for _ in range(_MAX_STEPS * 4):
+        found = [next_allowed(rules.time_policy, t, z) for z in zones]
+        if any(f is None for f in found):
+            return None
+        latest = max(f for f in found if f is not None)
+        if latest == t or all(f == latest for f in found):
+            return latest
+        if latest - at > NEXT_ALLOWED_HORIZON:
+            return None
+        t = latest
+    return None
+
+
+def limits_reached(rules: EntityRules, counts: Counts) -> list[str]:
     """The periods whose count is at (or over) its limit, shortest first; none while FZ is off."""
     if not rules.fz_enabled:
         return []
     return [kind for kind, limit in rules.limits if counts.get(kind, 0) >= limit]
 
 
-def limit_reason(reached: list[PeriodKind]) -> str:
+def limit_reason(reached: list[str]) -> str:
     """The reason for a message stopped by the counts: the longest period at its limit, as waiting out
     a shorter one would not help (a full week with a full day is `fz_weekly_limit`)."""
     return LIMIT_REASONS[reached[-1]]
 
 
 def next_time_with_room(
-    rules: EntityRules, at: datetime, tz: ZoneInfo, counts_at: Callable[[datetime], Counts]
+    rules: EntityRules,
+    at: datetime,
+    tz: ZoneInfo,
+    counts_at: Callable[[datetime], Counts],
+    room_from: RoomFrom | None = None,
+    zones: Zones | None = None,
 ) -> datetime | None:
     """The first moment at or after `at` at which every FZ count has room and the time rules allow
     sending: the start of the next period with room, then the next allowed minute from there (and
@@ -193,9 +269,12 @@ def next_time_with_room(
     for _ in range(_MAX_STEPS):
         reached = limits_reached(rules, counts_at(t))
         if reached:
-            t = max(next_period_start_utc(t, tz, kind) for kind in reached)
+            ends = [_period_end(rules, kind, t, tz, room_from) for kind in reached]
+            if any(end is None for end in ends):
+                return None
+            t = max(end for end in ends if end is not None)  # the later of the calendar and rolling ends
         else:
-            allowed = next_allowed(rules.time_policy, t, tz)
+            allowed = next_allowed_in(rules, t, tz, zones)
             if allowed is None:
                 return None
             if allowed == t:
@@ -206,8 +285,30 @@ def next_time_with_room(
     return None
 
 
+def _period_end(
+    rules: EntityRules, kind: str, t: datetime, tz: ZoneInfo, room_from: RoomFrom | None
+) -> datetime | None:
+    """When the full period `kind` stops holding a message back: a calendar period's end; for a rolling
+    window, the moment its oldest minutes have left it (without `room_from`: a whole window on)."""
+    if kind in PERIOD_KINDS:
+        return next_period_start_utc(t, tz, kind)  # type: ignore[arg-type]
+    if room_from is None:
+        return t + rolling.SPANS[kind] + rolling.MINUTE  # type: ignore[index]
+    found = room_from(kind, t, dict(rules.limits)[kind])
+    # A window at its limit at `t` frees after `t`; never step back (the loop must move on).
+    if found is None:
+        return None
+    return found if found > t else t + rolling.MINUTE
+
+
 def decide(
-    rules: EntityRules, at: datetime, tz: ZoneInfo, counts_at: Callable[[datetime], Counts]
+    rules: EntityRules,
+    at: datetime,
+    tz: ZoneInfo,
+    counts_at: Callable[[datetime], Counts],
+    *,
+    room_from: RoomFrom | None = None,
+    zones: Zones | None = None,
 ) -> Decision:
     """Allow, defer or reject one message of an entity with `rules` to a recipient in `tz` at `at`.
 
@@ -218,10 +319,10 @@ def decide(
     """
     if not rules.active:
         return Reject(Reason.ENTITY_INACTIVE.value)
-    if not time_allowed(rules, at, tz):
+    if not time_allowed(rules, at, tz, zones):
         if rules.on_window == REJECT:
             return Reject(Reason.OUTSIDE_SEND_WINDOW.value)
-        until = next_allowed(rules.time_policy, at, tz)
+        until = next_allowed_in(rules, at, tz, zones)
         if until is None:
             return Reject(Reason.OUTSIDE_SEND_WINDOW.value)
         return Defer(until, Reason.OUTSIDE_SEND_WINDOW.value)
@@ -231,7 +332,7 @@ def decide(
     reason = limit_reason(reached)
     if rules.on_limit == REJECT:
         return Reject(reason)
-    until = next_time_with_room(rules, at, tz, counts_at)
+    until = next_time_with_room(rules, at, tz, counts_at, room_from, zones)
     return Reject(reason) if until is None else Defer(until, reason)
 
 
@@ -245,7 +346,13 @@ class Assessment:
 
 
 def assess(
-    rules: EntityRules, at: datetime, tz: ZoneInfo, counts: Counts, *, provider_allowed: bool = True
+    rules: EntityRules,
+    at: datetime,
+    tz: ZoneInfo,
+    counts: Counts,
+    *,
+    provider_allowed: bool = True,
+    zones: Zones | None = None,
 ) -> Assessment:
     """Every reason that stops a message now (in a stable order: entity, provider, time, day, week,
     month), and, when there is one, the first whole minute at or after `at` that the time rules allow,
@@ -255,12 +362,14 @@ def assess(
         reasons.append(Reason.ENTITY_INACTIVE.value)
     if not provider_allowed:
         reasons.append(Reason.PROVIDER_NOT_ALLOWED.value)
-    if not time_allowed(rules, at, tz):
+    if not time_allowed(rules, at, tz, zones):
         reasons.append(Reason.OUTSIDE_SEND_WINDOW.value)
-    reasons += [LIMIT_REASONS[kind] for kind in limits_reached(rules, counts)]
+    for kind in limits_reached(rules, counts):
+        if LIMIT_REASONS[kind] not in reasons:  # a rolling window and its calendar period: one reason
+            reasons.append(LIMIT_REASONS[kind])
     if not reasons:
         return Assessment(True, [], None)
-    return Assessment(False, reasons, next_allowed(rules.time_policy, at, tz))
+    return Assessment(False, reasons, next_allowed_in(rules, at, tz, zones))
 
 
 __all__ = [
@@ -275,4 +384,5 @@ __all__ = [
     "assess",
     "decide",
     "recipient_zone",
+    "window_zones",
 ]

@@ -17,7 +17,8 @@ from smsqueue.db import session_scope
 from smsqueue.errors import FieldCode, FieldError
 from smsqueue.models import EntityProvider, LegalEntity, Provider
 from smsqueue.rules import admin, identification, limits
-from smsqueue.rules.check import Assessment, EntityRules, assess, recipient_zone
+from smsqueue.rules.check import Assessment, EntityRules, assess, recipient_zone, window_zones
+from smsqueue.rules.subjects import scope_of, subjects_of
 
 # 230-FZ setting -> column of legal_entities
 FZ_COLUMNS = {
@@ -28,13 +29,17 @@ FZ_COLUMNS = {
     "holidays_as_weekends": "fz_holidays_as_weekends",
     "on_limit": "fz_on_limit",
     "identification": "fz_identification",
+    "limit_group": "fz_limit_group",
+    "rolling_windows": "fz_rolling_windows",
+    "unknown_zone": "fz_unknown_zone",
 }
+FZ_NULLABLE = ("limit_group",)  # null: the entity counts alone
 # 230-FZ hours setting ({"from": "HH:MM", "to": "HH:MM"}) -> its two columns
 FZ_HOURS_COLUMNS = {
     "weekday_hours": ("fz_weekday_from", "fz_weekday_to"),
     "weekend_hours": ("fz_weekend_from", "fz_weekend_to"),
 }
-FZ_SETTINGS = (*FZ_COLUMNS, *FZ_HOURS_COLUMNS)
+FZ_SETTINGS = tuple(k for k in (*FZ_COLUMNS, *FZ_HOURS_COLUMNS) if k not in FZ_NULLABLE)  # not null
 LIMIT_FIELDS = tuple(law.LIMITS)  # per_day, per_week, per_month: each at least the one before
 
 
@@ -221,11 +226,19 @@ def check_link(
     to: str,
     at: datetime,
     recipient_timezone: str | None,
+    debtor: str | None = None,
 ) -> tuple[Assessment, dict[str, int]]:
-    """May `entity` send to `to` through `provider` at `at`: judged by the sender's own rules and
-    counters (counting nothing), with the counts of the day, week and month containing `at`."""
+    """May `entity` send to `to` (about `debtor`) through `provider` at `at`: judged by the sender's own
+    rules and counters (counting nothing). A message with a debtor is held to both the debtor's and the
+    number's counts; the counts returned are the debtor's when one is given, else the number's: those of
+    the day, week and month containing `at`, and of the rolling 24 h, 7 d and 30 d ending at it."""
     link = session.get(EntityProvider, (entity.id, provider.id))
     provider_allowed = link is not None and link.enabled and provider.enabled
+    rules = EntityRules.of(entity)
     tz = recipient_zone(to, recipient_timezone, entity.timezone)
-    counts = limits.counts(session.connection(), entity.id, to, at, tz)
-    return assess(EntityRules.of(entity), at, tz, counts, provider_allowed=provider_allowed), counts
+    zones = window_zones(to, recipient_timezone, rules.unknown_zone, tz)
+    scope = scope_of(entity)
+    each = [limits.counts(session.connection(), scope, s, at, tz) for s in subjects_of(to, debtor)]
+    judged = {kind: max(c[kind] for c in each) for kind in each[0]}
+    assessment = assess(rules, at, tz, judged, provider_allowed=provider_allowed, zones=zones)
+    return assessment, each[0]

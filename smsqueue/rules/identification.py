@@ -11,6 +11,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from smsqueue.errors import FieldCode, FieldError
+from smsqueue.message_fields import MAX_TEXT
+
 OFF = "off"
 REQUIRE = "require"
 APPEND = "append"
@@ -64,3 +67,17 @@ def identify(text: str, rule: Identification) -> str:
             f"({rule.contact_phone!r}) (137-FZ)"
         )
     return text
+
+
+def text_errors(text: str, rule: Identification) -> tuple[str, list[FieldError]]:
+    """`identify` as a field check, for every way messages come in (the API, a CSV job's rows): the text
+    to store and send, or the errors of field `text` (missing_identification; too_long once appended)."""
+    try:
+        out = identify(text, rule)
+    except MissingIdentification as exc:
+        return text, [FieldError("text", FieldCode.MISSING_IDENTIFICATION, str(exc))]
+    if len(out) > MAX_TEXT:
+        return text, [
+            FieldError("text", FieldCode.TOO_LONG, f"at most {MAX_TEXT} characters with the identification")
+        ]
+    return out, []

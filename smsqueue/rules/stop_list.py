@@ -22,6 +22,7 @@ from sqlalchemy import Connection, bindparam, delete, insert, or_, select, text,
 from sqlalchemy.exc import IntegrityError
 
 from smsqueue.models.compliance import STOP_REASONS, StopListEntry
+from smsqueue.rules import audit
 
 entries_t = StopListEntry.__table__
 s = entries_t.c
@@ -165,7 +166,9 @@ def put(conn: Connection, entity: Any, entry: EntryIn, at: datetime) -> tuple[An
         current = find(conn, scopes, entry.kind, entry.value)
         if current is not None:
             conn.execute(update(entries_t).where(s.id == current.id).values(**values))
-            return conn.execute(select(entries_t).where(s.id == current.id)).one(), False
+            row = conn.execute(select(entries_t).where(s.id == current.id)).one()
+            _audit(conn, entity, row, current)
+            return row, False
         try:
             with conn.begin_nested():
                 new_id = conn.execute(
@@ -175,7 +178,9 @@ def put(conn: Connection, entity: Any, entry: EntryIn, at: datetime) -> tuple[An
                 ).scalar_one()
         except IntegrityError:
             continue  # made a moment ago by another request: update it
-        return conn.execute(select(entries_t).where(s.id == new_id)).one(), True
+        row = conn.execute(select(entries_t).where(s.id == new_id)).one()
+        _audit(conn, entity, row, None)
+        return row, True
     raise RuntimeError("stop list entry neither found nor inserted")  # pragma: no cover - two lost races
 
 
@@ -193,7 +198,7 @@ def put_many(
     keys = sorted({(e.kind, e.value) for e in entries})
     existing: dict[tuple[str, str], Any] = {}
     for r in conn.execute(
-        select(s.id, s.scope, s.kind, s.value).where(
+        select(s.id, s.scope, s.kind, s.value, s.reason, s.note, s.document, s.until).where(
             s.scope.in_(list(scopes)), tuple_(s.kind, s.value).in_(keys)
         )
     ):
@@ -234,6 +239,8 @@ def put_many(
     rows = {
         (r.kind, r.value): r for r in conn.execute(select(entries_t).where(s.id.in_(sorted(ids.values()))))
     }
+    for key in last:
+        _audit(conn, entity, rows[key], existing.get(key))
     out: list[tuple[Any, bool]] = []
     seen: set[tuple[str, str]] = set()
     for e in entries:
@@ -259,4 +266,21 @@ def remove(conn: Connection, entity: Any, kind: str, value: str) -> bool:
     result = conn.execute(
         delete(entries_t).where(s.scope.in_(list(scopes_of(entity))), s.kind == kind, s.value == value)
     )
+    if result.rowcount:
+        audit.record(conn, "stop_list_entry.delete", _object(entity, kind, value), {})
     return bool(result.rowcount)
+
+
+def _object(entity: Any, kind: str, value: str) -> str:
+    return f"{entity.code}/{kind}/{value}"
+
+
+def _state(row: Any) -> dict[str, Any]:
+    return {"reason": row.reason, "note": row.note, "document": row.document, "until": row.until}
+
+
+def _audit(conn: Connection, entity: Any, row: Any, before: Any | None) -> None:
+    """The audit entry of a put: created (every field) or updated (the fields that changed)."""
+    action = "stop_list_entry.create" if before is None else "stop_list_entry.update"
+    old = {} if before is None else _state(before)
+    audit.record(conn, action, _object(entity, row.kind, row.value), audit.diff(old, _state(row)))

@@ -20,6 +20,7 @@ from functools import cached_property
 from typing import Any
 
 from smsqueue.config import settings
+from smsqueue.logs import request_id_var
 from smsqueue.messages import Followups
 from smsqueue.queues import ROUTES, Queues, Tasks
 
@@ -60,7 +61,11 @@ class RedisDoorbell:
         ids = json.dumps(pks)
         body = base64.b64encode(f"[[{ids}], {{}}, {_EMBED}]".encode()).decode()
         return self.template.format(
-            body=body, task_id=task_id, argsrepr=json.dumps(f"({ids},)"), tag=secrets.token_hex(16)
+            body=body,
+            task_id=task_id,
+            argsrepr=json.dumps(f"({ids},)"),
+            tag=secrets.token_hex(16),
+            request_id=json.dumps(request_id_var.get()),  # the request's id follows into the worker
         ).encode()
 
     @cached_property
@@ -77,7 +82,7 @@ class RedisDoorbell:
                 "timelimit": self.timelimit,
                 "root_id": "@task_id@", "parent_id": None, "argsrepr": "@argsrepr@", "kwargsrepr": "{}",
                 "origin": self.origin, "ignore_result": True, "replaced_task_nesting": 0,
-                "stamped_headers": None, "stamps": {},
+                "stamped_headers": None, "stamps": {}, "request_id": "@request_id@",
             },
             "properties": {
                 "correlation_id": "@task_id@", "reply_to": "", "delivery_mode": 2,
@@ -88,7 +93,7 @@ class RedisDoorbell:
         text = json.dumps(envelope).replace("{", "{{").replace("}", "}}")
         for name in ("body", "task_id", "tag"):
             text = text.replace(f'"@{name}@"', f'"{{{name}}}"')
-        return text.replace('"@argsrepr@"', "{argsrepr}")
+        return text.replace('"@argsrepr@"', "{argsrepr}").replace('"@request_id@"', "{request_id}")
 
     def publish(self, chunks: list[list[int]]) -> None:
         """LPUSH the doorbells. A kept connection that fails is dropped and the push tried once more on a
@@ -171,7 +176,12 @@ def ring_send(pks: Sequence[int]) -> bool:
                 fast.publish(chunks[i:])
                 break
             _app().send_task(
-                Tasks.SEND_MESSAGES, (chunk,), queue=Queues.SEND, routing_key=Queues.SEND, retry=False
+                Tasks.SEND_MESSAGES,
+                (chunk,),
+                queue=Queues.SEND,
+                routing_key=Queues.SEND,
+                retry=False,
+                headers={"request_id": request_id_var.get()},
             )
         except Exception as exc:
             _broken_until = time.monotonic() + BREAKER_SECONDS
@@ -210,6 +220,15 @@ def publish_now(task: str, args: tuple[Any, ...]) -> None:
     except Exception:
         _broken_until = time.monotonic() + BREAKER_SECONDS
         raise
+
+
+def ring_job(job_pk: int) -> None:
+    """Start a job just committed by a request: never raises (the jobs sweep starts one whose task was
+    lost, once its start-by time has passed)."""
+    try:
+        publish_now(Tasks.RUN_JOB, (job_pk,))
+    except Exception as exc:
+        log.warning("could not publish job %d; the sweep will: %s", job_pk, type(exc).__name__)
 
 
 def ring_soon(pks: Sequence[int]) -> None:

@@ -42,6 +42,16 @@ def reconcile_sending() -> int:
     return done
 
 
+@app.task(name=Tasks.PURGE_MESSAGES, ignore_result=True)
+def purge_messages() -> int:
+    """Retention: delete final messages past their entity's retention_days, in small batches."""
+    from smsqueue import retention
+    from smsqueue.config import settings
+
+    s = settings()
+    return retention.purge(batch=s.purge_batch, budget_seconds=s.purge_interval * 0.8, pause=s.purge_pause)
+
+
 @app.task(name=Tasks.PURGE_COUNTERS, ignore_result=True)
 def purge_counters() -> int:
     """Counter rows of 230-FZ periods long over: never read again (a few days' margin for time zones)."""

@@ -23,6 +23,7 @@ from datetime import datetime, timedelta
 import requests
 from sqlalchemy import select, update
 
+from smsqueue import metrics
 from smsqueue.clock import now
 from smsqueue.config import settings
 from smsqueue.db import transaction
@@ -143,6 +144,17 @@ def attempt(job: Job, session: requests.Session) -> AttemptResult:
 def record(job: Job, result: AttemptResult) -> str:
     """Store an attempt's answer and what follows: delivered, given up, or the time of the next try.
     Returns the event's webhook state."""
+    state = _record(job, result)
+    metrics.inc("smsqueue_webhook_attempts_total", {"outcome": result.kind})
+    if result.kind != "delivered":
+        metrics.inc("smsqueue_webhook_failures_total", {"state": str(state)})
+    if state == WebhookState.DELIVERED:  # lag: from the status change to the receiver's 2xx
+        lag = (now() - job.event_at).total_seconds()
+        metrics.observe("smsqueue_webhook_lag_seconds", {}, lag, metrics.LAG_SECONDS_BUCKETS)
+    return state
+
+
+def _record(job: Job, result: AttemptResult) -> str:
     s = settings()
     at = now()
     with transaction() as conn:

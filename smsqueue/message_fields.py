@@ -1,0 +1,78 @@
+"""The rules of a message's fields, one place for the API's request models, the CSV rows of a job and
+the ingest of templated texts. Each check raises pydantic's PydanticCustomError, whose type is our
+field error code, so a model's validator and a row's check report the same code and message."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from functools import cache
+from typing import Any
+from zoneinfo import available_timezones
+
+from pydantic_core import PydanticCustomError
+
+from smsqueue.clock import now
+from smsqueue.errors import FieldCode
+
+MAX_TEXT = 1600
+MAX_SCHEDULE_AHEAD = timedelta(days=30)
+
+
+# --- shared field types -------------------------------------------------------------------------------
+
+
+def parse_timestamp(value: Any) -> datetime:
+    """ISO-8601 with an offset, as a string; nothing else (no bare numbers, no naive times)."""
+    if isinstance(value, datetime):
+        parsed = value
+    elif isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value.strip())
+        except ValueError:
+            raise PydanticCustomError(
+                FieldCode.INVALID_DATETIME, "must be an ISO-8601 date and time with an offset"
+            ) from None
+    else:
+        raise PydanticCustomError(FieldCode.INVALID_DATETIME, "must be an ISO-8601 string")
+    if parsed.tzinfo is None or parsed.utcoffset() is None:
+        raise PydanticCustomError(FieldCode.INVALID_DATETIME, "must have a UTC offset, e.g. Z or +03:00")
+    return parsed
+
+
+@cache
+def timezone_names() -> frozenset[str]:
+    return frozenset(available_timezones())
+
+
+def check_timezone(value: str | None) -> str | None:
+    if value is not None and value not in timezone_names():
+        raise PydanticCustomError(FieldCode.INVALID_TIMEZONE, "not a known IANA time zone")
+    return value
+
+
+def check_text(value: str) -> str:
+    """The rules of a message's text (given, or rendered from a template)."""
+    if not value:
+        raise PydanticCustomError(FieldCode.TOO_SHORT, "must not be empty")
+    if len(value) > MAX_TEXT:
+        raise PydanticCustomError(FieldCode.TOO_LONG, f"at most {MAX_TEXT} characters")
+    if any("\ud800" <= ch <= "\udfff" for ch in value):
+        raise PydanticCustomError(FieldCode.INVALID_VALUE, "contains an unpaired surrogate")
+    return value
+
+
+def check_send_at(value: datetime) -> datetime:
+    current = now()
+    if value < current:
+        raise PydanticCustomError(FieldCode.IN_PAST, "must not be in the past")
+    if value > current + MAX_SCHEDULE_AHEAD:
+        raise PydanticCustomError(FieldCode.TOO_FAR_AHEAD, "at most 30 days ahead")
+    return value
+
+
+def check_valid_until(value: datetime, send_at: datetime | None) -> datetime:
+    if value <= now():
+        raise PydanticCustomError(FieldCode.IN_PAST, "must be in the future")
+    if send_at is not None and value <= send_at:
+        raise PydanticCustomError(FieldCode.INVALID_VALUE, "must be after send_at")
+    return value
