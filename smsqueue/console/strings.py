@@ -15,6 +15,7 @@ nav_messages = "Сообщения"
 nav_dashboard = "Сводка"
 nav_entities = "Организации"
 nav_providers = "Провайдеры"
+nav_jobs = "Рассылки"
 nav_settings = "Настройки"
 sign_out = "Выйти"
 skip_to_content = "Перейти к содержимому"
@@ -259,6 +260,72 @@ STOP_REASONS: dict[str, str] = {
     "other": "другое",
 }
 
+# --- templates ----------------------------------------------------------------------------------------
+templates_title = "Шаблоны"
+templates_link = "Шаблоны сообщений"
+templates_lead = "Тексты с подстановками {name}; рассылка CSV подставляет в них столбцы с этими именами."
+templates_read_only = "Только просмотр: менять шаблоны может ключ администратора."
+back_to_entity = "← К организации"
+template_placeholders = "Подстановки"
+template_code = "Код"
+template_code_hint = "Латинские буквы, цифры, - и _; уникален в организации."
+template_text = "Текст"
+template_text_hint = "Подстановка — {имя_столбца}; {{ и }} — сами фигурные скобки."
+template_description = "Описание"
+template_add_heading = "Новый шаблон"
+template_add = "Добавить шаблон"
+template_delete = "Удалить"
+template_added = "Шаблон добавлен."
+template_changed = "Шаблон сохранён."
+template_deleted = "Шаблон удалён."
+template_duplicate = "У организации уже есть шаблон с этим кодом."
+no_templates = "Шаблонов нет."
+
+# --- jobs ---------------------------------------------------------------------------------------------
+jobs_title = "Рассылки из CSV"
+jobs_recent = "Последние рассылки"
+job_title = "Рассылка"
+back_to_jobs = "← К рассылкам"
+job_upload_heading = "Загрузить файл"
+job_upload_lead = (
+    "CSV в UTF-8 с заголовком: столбец to, затем text или подстановки шаблона; по желанию reference, "
+    "send_at, valid_until, recipient_timezone, debtor."
+)
+job_template = "Шаблон"
+job_template_hint = "Код шаблона организации; пусто — текст из столбца text."
+job_name = "Название"
+job_file = "Файл CSV"
+job_file_hint = "До 256 МиБ."
+job_upload = "Загрузить и начать"
+job_not_started = "Рассылка не начата: исправьте отмеченные поля."
+job_file_required = "Выберите файл."
+job_unknown_entity = "Такой организации нет среди ваших."
+job_too_large = "Файл слишком большой."
+job_progress = "Ход"
+job_counts = "принято {accepted}, с ошибками {invalid} из {rows}"
+job_rows = "Строк в файле"
+job_rows_unknown = "ещё считаются"
+job_accepted = "Принято"
+job_invalid = "С ошибками"
+job_started = "Начата"
+job_finished = "Закончена"
+job_messages = "Сообщения рассылки по статусам"
+job_auto_refresh = "Обновляется сама."
+job_errors_heading = "Строки с ошибками"
+job_errors_reload = "Пока рассылка идёт, список пополняется: обновите страницу."
+job_more_errors = "Показаны первые 200 ошибок; все — в GET /api/v1/jobs/{id}/errors."
+job_no_errors = "Ошибок нет."
+no_jobs = "Рассылок нет."
+col_row = "Строка"
+col_field = "Столбец"
+JOB_STATUSES: dict[str, str] = {
+    "pending": "ждёт начала",
+    "running": "идёт",
+    "done": "готова",
+    "canceled": "отменена",
+    "failed": "сбой",
+}
+
 # Codes of the API's field errors, as the forms show them next to the field.
 FIELD_ERRORS: dict[str, str] = {
     "required": "Обязательное поле.",
@@ -282,6 +349,13 @@ FIELD_ERRORS: dict[str, str] = {
     "invalid_phone": "Номер не распознан.",
     "invalid_datetime": "Укажите дату и время.",
     "invalid_cursor": "Ссылка на страницу устарела.",
+    "invalid_template": "Неверный шаблон: фигурная скобка без пары или неверное имя подстановки.",
+    "invalid_csv": "Файл не подходит: нужен CSV в UTF-8 с заголовком и строками.",
+    "not_found": "Не найдено.",
+    "missing_variable": "Пустое значение подстановки.",
+    "unknown_variable": "В шаблоне нет такой подстановки.",
+    "duplicate_reference": "Этот reference уже был в файле.",
+    "too_many_fields": "Больше ячеек, чем столбцов.",
 }
 
 # --- providers ----------------------------------------------------------------------------------------
@@ -380,6 +454,10 @@ def field_error(code: str, message: str) -> str:
 
 def stop_reason(code: str) -> str:
     return STOP_REASONS.get(code, code)
+
+
+def job_status(code: str) -> str:
+    return JOB_STATUSES.get(code, code)
 
 
 def status(code: str | None) -> str:
