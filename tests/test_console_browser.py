@@ -355,7 +355,7 @@ def test_an_entity_key_sees_only_its_own_entities(browser, world):
     assert "Провайдеры" not in nav
     navigate(browser, rows[0].find_element(by("TAG_NAME"), "a").click)
     assert "Только просмотр" in browser.find_element(by("TAG_NAME"), "main").text
-    assert not browser.find_elements(by("CSS_SELECTOR"), "main button[type=submit]")
+    assert not browser.find_elements(by("CSS_SELECTOR"), "main form[method=post] button[type=submit]")
     assert browser.find_element(by("ID"), "f-send_window-from").is_enabled() is False
     browser.get(browser.base + "/console/entities/beta")
     assert "Страница не найдена" in browser.find_element(by("TAG_NAME"), "main").text
