@@ -199,3 +199,14 @@ def test_an_upload_needs_its_csrf_token(client, world):
     r = client.post("/console/jobs", data=data, content_type="multipart/form-data")
     assert r.status_code == 400 and "Форма устарела" in r.get_data(as_text=True)
     assert client.get("/api/v1/jobs", headers=world["admin"]).json["items"] == []
+
+
+def test_an_upload_may_be_larger_than_a_json_body(client, world):
+    """The app takes 16 MiB JSON bodies; the console's upload takes a file as large as the API's."""
+    sign_in(client, world["admin_key"])
+    row = "+79161234567," + "x" * 200 + "\n"
+    content = "to,text\n" + row * (17 * 1024 * 1024 // len(row) + 1)
+    r = upload(client, content)
+    assert r.status_code == 302, r.get_data(as_text=True)[:300]
+    state = client.get(f"/api/v1/jobs/{job_id_of(r)}", headers=world["admin"]).json
+    assert state["size_bytes"] > 17 * 1024 * 1024

@@ -3,7 +3,8 @@
 form becomes a partial PATCH body, validated by the API's `EntityPatch` and applied by the very function
 the API's PATCH calls (`legal_entities.edit_entity`), so the checks, the errors and the writes are the
 API's. An entity key sees its entities read-only (the API lets only admin keys change them); another
-entity is a 404, whatever the key."""
+entity is a 404, whatever the key. The page also lists the entity's stop list (`stop_forms`); its add
+and remove forms are in `pages_stop_list`."""
 
 from __future__ import annotations
 
