@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import re
+import uuid
 from typing import Any
 
 import pytest
@@ -123,7 +124,7 @@ def job_id_of(response: Any) -> str:
     return found.group(1)
 
 
-def test_an_uploaded_file_is_the_apis_job_and_a_worker_runs_it(client, world, processes):
+def test_an_uploaded_file_is_the_apis_job_and_a_worker_runs_it(client, world, factory, processes):
     processes.worker(queues="jobs", concurrency=1)
     client.post(
         f"{BASE}/acme/templates", json={"code": "remind", "text": "Долг {sum}"}, headers=world["admin"]
@@ -151,6 +152,15 @@ def test_an_uploaded_file_is_the_apis_job_and_a_worker_runs_it(client, world, pr
     assert part.lstrip().startswith("<div data-final") and "<html" not in part
     listed = html(client.get("/console/jobs"))
     assert f"/console/jobs/{job_id}" in listed and "декабрь" in listed
+    found = html(client.get("/console/messages", query_string={"job": job_id}))
+    assert "+79161234567" in found and "Долг 100" in found and "Найдено на этой странице: 1" in found
+    assert "Найдено" not in html(client.get("/console/messages", query_string={"job": str(uuid.uuid4())}))
+    sign_in(client, world["acme_key"])
+    assert "+79161234567" in html(client.get("/console/messages", query_string={"job": job_id}))
+    sign_in(client, factory.key(world["beta"]))
+    assert "+79161234567" not in html(client.get("/console/messages", query_string={"job": job_id}))
+    bad = html(client.get("/console/messages", query_string={"job": "nope"}))
+    assert "Это не ID рассылки" in field_error(bad, "f-job")
 
 
 @pytest.mark.parametrize(
