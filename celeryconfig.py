@@ -57,9 +57,16 @@ task_serializer = "json"
 accept_content = ["json"]
 task_ignore_result = True
 result_backend = None
+# A task is acknowledged when it has run, and given back when its process dies: a doorbell is never
+# lost to a crash (nor can a replay do harm: the send task claims by query, and a row already `sending`
+# is the reconcile sweep's). The visibility timeout only brings back what a whole worker left unacked;
+# it is long (the sweeps ring what is due well before) so that a long run is never handed out twice.
 task_acks_late = True
 task_reject_on_worker_lost = True
-worker_prefetch_multiplier = 4
+# One task reserved per process: a send task runs whole batches (up to smsqueue.sending.MAX_CLAIM), and a
+# doorbell reserved behind it would wait there while another worker is idle. One doorbell waits at a
+# time anyway (smsqueue.tasks.doorbell.ring_once), so a larger prefetch buys nothing.
+worker_prefetch_multiplier = 1
 worker_max_tasks_per_child = 10000
 task_time_limit = 600
 task_soft_time_limit = 540

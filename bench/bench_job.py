@@ -4,7 +4,6 @@ worker processes; then, if asked, a smaller job end to end to the provider simul
 
 from __future__ import annotations
 
-# ruff: noqa: RUF001 - the texts are Cyrillic on purpose
 import json
 import os
 import threading

@@ -28,6 +28,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -234,21 +235,32 @@ def single_request(port: int, path: str, headers: dict[str, str]) -> Any:
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def cpu_by_process() -> dict[str, float]:
-    """CPU seconds used so far, by kind of process (from /proc): where a request's cost goes."""
-    out: dict[str, float] = {}
+def read_proc() -> Iterator[tuple[str, str, list[str]]]:
+    """(pid, process name, the stat fields after the name) of every process, from /proc."""
     for pid in os.listdir("/proc"):
         if not pid.isdigit():
             continue
         try:
             with open(f"/proc/{pid}/stat") as fh:
                 stat = fh.read()
+        except OSError:
+            continue
+        yield pid, stat[stat.index("(") + 1 : stat.rindex(")")], stat[stat.rindex(")") + 2 :].split()
+
+
+def cpu_seconds(fields: list[str]) -> float:
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def cpu_by_process() -> dict[str, float]:
+    """CPU seconds used so far, by kind of process (from /proc): where a request's cost goes."""
+    out: dict[str, float] = {}
+    for pid, name, fields in read_proc():
+        try:
             with open(f"/proc/{pid}/cmdline") as fh:
                 cmd = fh.read()
         except OSError:
             continue
-        name = stat[stat.index("(") + 1 : stat.rindex(")")]
-        fields = stat[stat.rindex(")") + 2 :].split()
         kind = (
             "postgres" if name.startswith("postgres")
             else "redis" if name.startswith("redis")
@@ -256,7 +268,7 @@ def cpu_by_process() -> dict[str, float]:
             else "loadgen" if pid == str(os.getpid())
             else "other"
         )  # fmt: skip
-        out[kind] = out.get(kind, 0.0) + (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+        out[kind] = out.get(kind, 0.0) + cpu_seconds(fields)
     return out
 
 
@@ -319,6 +331,39 @@ def sim_stats(sim_port: int) -> dict[str, Any]:
 def bench_e2e(
     env: Env, key: str, sim_port: int, total: int, workers: int, concurrency: int
 ) -> dict[str, Any]:
+    fresh_start(env, sim_port)
+    procs = start_workers(env, workers, concurrency)
+    with gunicorn(env, "smsqueue.web:create_app()", "web-e2e") as port:
+        batches = [
+            json.dumps(
+                {
+                    "messages": [
+                        {"to": f"+7905{(b * 1000 + j):07d}", "text": f"E2E {b}/{j}"} for j in range(1000)
+                    ]
+                }
+            ).encode()
+            for b in range(total // 1000)
+        ]
+        started = time.perf_counter()
+        for body in batches:
+            req = urllib.request.Request(
+                f"http://127.0.0.1:{port}/api/v1/messages/batch",
+                data=body,
+                method="POST",
+                headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
+            )
+            with urllib.request.urlopen(req, timeout=60) as r:
+                assert r.status == 200
+        posted = time.perf_counter() - started
+        received = wait_received(env, sim_port, total)
+        elapsed = time.perf_counter() - started
+    for proc in procs:
+        env.stop(proc)
+    return accounted(env, sim_port, total, received, elapsed, posted)
+
+
+def fresh_start(env: Env, sim_port: int) -> None:
+    """An empty simulator, messages table and broker before an end-to-end run."""
     urllib.request.urlopen(
         urllib.request.Request(f"http://127.0.0.1:{sim_port}/_sim/reset", method="POST")
     ).read()
@@ -328,6 +373,10 @@ def bench_e2e(
     import redis
 
     redis.Redis.from_url(env.env["CELERY_BROKER_URL"]).flushdb()
+
+
+def start_workers(env: Env, workers: int, concurrency: int) -> list[subprocess.Popen[bytes]]:
+    """Celery workers of every queue but the webhooks', and the beat, as the Procfile runs them."""
     celery = [str(BIN / "celery"), "-A", "smsqueue.tasks.celery_app"]
     procs = [
         env.start(
@@ -353,41 +402,24 @@ def bench_e2e(
         env.start("beat", [*celery, "beat", "-s", str(env.folder / "beat"), "--loglevel", "WARNING"])
     )
     time.sleep(4)  # workers up
-    with gunicorn(env, "smsqueue.web:create_app()", "web-e2e") as port:
-        batches = [
-            json.dumps(
-                {
-                    "messages": [
-                        {"to": f"+7905{(b * 1000 + j):07d}", "text": f"E2E {b}/{j}"} for j in range(1000)
-                    ]
-                }
-            ).encode()
-            for b in range(total // 1000)
-        ]
-        started = time.perf_counter()
-        for body in batches:
-            req = urllib.request.Request(
-                f"http://127.0.0.1:{port}/api/v1/messages/batch",
-                data=body,
-                method="POST",
-                headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
-            )
-            with urllib.request.urlopen(req, timeout=60) as r:
-                assert r.status == 200
-        posted = time.perf_counter() - started
-        deadline = time.monotonic() + 600
-        while True:
-            received = sim_stats(sim_port)["messages"]
-            if received >= total or time.monotonic() > deadline:
-                break
-            if received and not env.sql(
-                "SELECT 1 FROM messages WHERE status IN ('queued', 'sending') LIMIT 1"
-            ):
-                break  # nothing left to send: some never reached the simulator (reported below)
-            time.sleep(0.2)
-        elapsed = time.perf_counter() - started
-    for proc in procs:
-        env.stop(proc)
+    return procs
+
+
+def wait_received(env: Env, sim_port: int, total: int) -> int:
+    """Wait until the simulator has every message, or nothing is left to send; how many it has."""
+    deadline = time.monotonic() + 600
+    while True:
+        received = sim_stats(sim_port)["messages"]
+        if received >= total or time.monotonic() > deadline:
+            return received
+        if received and not env.sql("SELECT 1 FROM messages WHERE status IN ('queued', 'sending') LIMIT 1"):
+            return received  # nothing left to send: some never reached the simulator (reported)
+        time.sleep(0.05)
+
+
+def accounted(
+    env: Env, sim_port: int, total: int, received: int, elapsed: float, posted: float
+) -> dict[str, Any]:
     rows = dict(env.sql("SELECT status, count(*) FROM messages GROUP BY status"))
     stats = sim_stats(sim_port)
     return {
@@ -473,6 +505,57 @@ def bench_jobs(env: Env, key: str, sim_port: int, rows: int, e2e_rows: int, conc
     env.stop(beat)
 
 
+def cpu_of_processes() -> dict[int, tuple[int, float]]:
+    """pid -> (process group, CPU seconds used so far)."""
+    return {int(pid): (int(fields[2]), cpu_seconds(fields)) for pid, _, fields in read_proc()}
+
+
+def our_cpu(env: Env, groups: dict[str, list[int]]) -> dict[str, float]:
+    """CPU seconds so far of our own processes only (a shared machine runs other checkouts' workers and
+    databases): each named list of process groups, and "postgres": the backends of our database."""
+    procs = cpu_of_processes()
+    out = {name: sum(c for g, c in procs.values() if g in set(pgids)) for name, pgids in groups.items()}
+    backends = [r[0] for r in env.sql("SELECT pid FROM pg_stat_activity WHERE datname = current_database()")]
+    out["postgres"] = 0.0
+    out["postgres_pids"] = {pid: procs[pid][1] for pid in backends if pid in procs}  # type: ignore[assignment]
+    return out
+
+
+def cpu_between(before: dict[str, Any], after: dict[str, Any]) -> dict[str, float]:
+    """CPU seconds used between two `our_cpu` readings; a backend that began meanwhile counts whole."""
+    used = {k: after[k] - before[k] for k in after if k not in ("postgres", "postgres_pids")}
+    start = before["postgres_pids"]
+    used["postgres"] = sum(c - start.get(pid, 0.0) for pid, c in after["postgres_pids"].items())
+    return used
+
+
+def bench_single_e2e(
+    env: Env, key: str, sim_port: int, total: int, workers: int, concurrency: int
+) -> dict[str, Any]:
+    """Single-message POSTs (16 connections) with the worker running, to the simulator's arrival: the
+    figure most callers see, and the one where the worker's cost per message competes with the web."""
+    fresh_start(env, sim_port)
+    procs = start_workers(env, workers, concurrency)
+    with gunicorn(env, "smsqueue.web:create_app()", "web-single") as port:
+        groups = {
+            "worker": [p.pid for p in procs],
+            "web": [p.pid for p in env.procs if str(p.args[0]).endswith("gunicorn")],
+        }
+        make = single_request(port, "/api/v1/messages", {"Authorization": f"Bearer {key}"})
+        before = our_cpu(env, groups)
+        started = time.perf_counter()
+        r = loadgen.run("127.0.0.1", port, make, concurrency=16, seconds=600, limit=total)
+        posted = time.perf_counter() - started
+        received = wait_received(env, sim_port, total)
+        elapsed = time.perf_counter() - started
+        cpu = cpu_between(before, our_cpu(env, groups))
+    for proc in procs:
+        env.stop(proc)
+    out = accounted(env, sim_port, total, received, elapsed, posted)
+    out.update(submit_rps=r.rps, errors=r.errors, p50=r.percentile(50), p99=r.percentile(99), cpu=cpu)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -481,12 +564,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds of ingest vs baseline")
     parser.add_argument("--e2e-messages", type=int, default=20000)
     parser.add_argument("--e2e-workers", type=int, default=1)
-    parser.add_argument("--e2e-concurrency", type=int, default=4)
     parser.add_argument("--purge-messages", type=int, default=300_000, help="old messages the purge has")
     parser.add_argument("--metrics-messages", type=int, default=1_000_000, help="rows for the scrape")
     parser.add_argument("--job-rows", type=int, default=1_000_000, help="rows of the CSV job")
     parser.add_argument("--job-e2e-rows", type=int, default=100_000, help="rows of the job sent end to end")
-    parser.add_argument("--only", default="ingest,batch,e2e,job,rules", help="also: purge, metrics")
+    parser.add_argument(
+        "--only", default="ingest,batch,e2e,single_e2e,job,rules", help="also: purge, metrics"
+    )
+    parser.add_argument("--e2e-concurrency", type=int, default=2)
+    parser.add_argument("--single-e2e-messages", type=int, default=10000)
     args = parser.parse_args(argv)
     only = set(args.only.split(","))
     print(f"smsqueue bench on {os.cpu_count()} cores; gunicorn {' '.join(procfile_web_args())}", flush=True)
@@ -555,6 +641,27 @@ def main(argv: list[str] | None = None) -> int:
             bench_ops.report_metrics(bench_ops.bench_metrics(env, gunicorn, args.metrics_messages))
         if "job" in only:
             bench_jobs(env, key, sim_port, args.job_rows, args.job_e2e_rows, args.e2e_concurrency)
+        if "single_e2e" in only:
+            r = bench_single_e2e(
+                env, key, sim_port, args.single_e2e_messages, args.e2e_workers, args.e2e_concurrency
+            )
+            ok = r["received"] == r["total"] and not r["duplicates"]
+            print(
+                f"\nend to end, {r['total']} single-message POSTs on 16 connections, "
+                f"{args.e2e_workers} worker x {args.e2e_concurrency} processes running:"
+            )
+            print(
+                f"  submit {r['submit_rps']:.0f} req/s (p50 {r['p50'] * 1000:.1f} ms, "
+                f"p99 {r['p99'] * 1000:.1f} ms, {r['errors']} errors); "
+                f"{r['rate']:.0f} messages/s from first POST to the simulator "
+                f"(drain after the last POST {r['seconds'] - r['post_seconds']:.1f} s)"
+            )
+            per = ", ".join(f"{k} {v / max(r['received'], 1) * 1e6:.0f}" for k, v in r["cpu"].items())
+            print(f"  CPU us/message: {per}")
+            print(
+                f"  accounted for: {'yes' if ok else 'NO'}; duplicates at the simulator: {r['duplicates']}; "
+                f"statuses: {r['statuses']}"
+            )
     if "rules" in only and (HERE / "bench_rules.py").exists():
         print(flush=True)
         subprocess.run([sys.executable, str(HERE / "bench_rules.py")], check=False)

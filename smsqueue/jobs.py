@@ -20,7 +20,7 @@ from typing import IO, Any
 from sqlalchemy import Connection, and_, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from smsqueue import ingest, job_files, job_rows
+from smsqueue import ingest, job_files, job_rows, metrics
 from smsqueue.clock import now
 from smsqueue.config import settings
 from smsqueue.db import transaction
@@ -275,6 +275,10 @@ def _store(lay: job_rows.Layout, progress: _Progress, checked: _Checked, upto: i
     progress.next_row = upto
     progress.accepted += len(prepared)
     progress.invalid += bad_rows
+    metrics.inc("smsqueue_job_rows_total", {"outcome": "accepted"}, len(prepared))
+    metrics.inc("smsqueue_job_rows_total", {"outcome": "invalid"}, bad_rows)
+    if final:
+        metrics.inc("smsqueue_jobs_finished_total", {"status": JobStatus.DONE.value})
     return [r.pk for r in results if isinstance(r, ingest.Stored) and r.status is Status.QUEUED]
 
 
@@ -328,6 +332,7 @@ def _fail(progress: _Progress, row: int, message: str) -> None:
             .where(j.pk == progress.job.pk, j.status == JobStatus.RUNNING.value)
             .values(status=JobStatus.FAILED.value, finished_at=at, lease_until=None, rows=None)
         )
+    metrics.inc("smsqueue_jobs_finished_total", {"status": JobStatus.FAILED.value})
 
 
 def cancel(job_pk: int) -> None:
@@ -335,7 +340,7 @@ def cancel(job_pk: int) -> None:
     or scheduled, in batches."""
     at = now()
     with transaction() as conn:
-        conn.execute(
+        moved = conn.execute(
             update(jobs_t)
             .where(j.pk == job_pk, j.status != JobStatus.CANCELED.value)
             .values(
@@ -343,8 +348,10 @@ def cancel(job_pk: int) -> None:
                 finished_at=func.coalesce(j.finished_at, at),
                 lease_until=None,
             )
-        )
+        ).rowcount
         job_id = conn.execute(select(j.id).where(j.pk == job_pk)).scalar_one()
+    if moved:
+        metrics.inc("smsqueue_jobs_finished_total", {"status": JobStatus.CANCELED.value})
     while True:
         with transaction() as conn:
             pks = list(

@@ -2,7 +2,8 @@
 
 With SMSQUEUE_LOG_FORMAT=json every line is one JSON object (python-json-logger). Each line carries the
 `request_id` of the HTTP request it serves (X-Request-Id, or one generated), also in the worker: the
-send task of a request's messages carries it in its headers (`smsqueue.tasks.doorbell`).
+message's row keeps it (`messages.request_id`), and the sender's line for each message it claims
+carries that message's (a claim takes the due messages of many requests at once).
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import logging
 import os
 import re
 import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar
 
 # The request this context serves: set by the web per request and by the worker per task.
@@ -23,6 +26,16 @@ def accepted_request_id(given: str | None) -> str:
     if given and _REQUEST_ID.match(given):
         return given
     return secrets.token_hex(16)
+
+
+@contextmanager
+def request_id_bound(request_id: str | None) -> Iterator[None]:
+    """Log lines written inside carry this request id (a worker's lines about one message of a batch)."""
+    token = request_id_var.set(request_id)
+    try:
+        yield
+    finally:
+        request_id_var.reset(token)
 
 
 class RequestIdFilter(logging.Filter):

@@ -48,10 +48,11 @@ class NewMessage:
     debtor: str | None = None
     idempotency_key: str | None = None
     request_hash: str | None = None
-    debtor: str | None = None
     template: str | None = None
     job_id: uuid.UUID | None = None
     job_row: int | None = None
+    # The X-Request-Id of the HTTP request that made it: the worker's log lines for it carry it.
+    request_id: str | None = None
 
     def initial_status(self, at: datetime) -> Status:
         return Status.SCHEDULED if self.send_at is not None and self.send_at > at else Status.QUEUED
@@ -152,6 +153,7 @@ def _rows(items: Sequence[NewMessage], at: datetime) -> tuple[list[dict[str, Any
                 "template": item.template,
                 "job_id": item.job_id,
                 "job_row": item.job_row,
+                "request_id": item.request_id,
                 "attempts": 0,
                 "next_attempt_at": _due_at(status, item.send_at, item.valid_until, at),
                 "ring_at": ring_after_grace(at) if status is Status.QUEUED else None,
@@ -196,7 +198,7 @@ _MESSAGE_COLUMNS = (
     "id", "legal_entity_id", "recipient", "text", "sender", "requested_provider_id", "status", "reason",
     "segments", "encoding", "send_at", "valid_until", "recipient_timezone", "callback_url", "reference",
     "debtor", "idempotency_key", "request_hash", "attempts", "next_attempt_at", "ring_at", "status_checks",
-    "event_seq", "created_at", "updated_at", "template", "job_id", "job_row",
+    "event_seq", "created_at", "updated_at", "template", "job_id", "job_row", "request_id",
 )  # fmt: skip
 _UUID_COLUMNS = frozenset({"id", "job_id"})
 # Accepting messages is the API's hot path. On PostgreSQL the messages and their first events go in one
@@ -420,9 +422,7 @@ def transition_each(
         return out
     c = messages_t.c
     names = sorted(rows[0][1])
-    arrays = [bindparam("pk_list", [pk for pk, _, _ in rows], type_=ARRAY(c.pk.type))]
-    arrays += [bindparam(f"{n}_list", [own[n] for _, own, _ in rows], type_=ARRAY(c[n].type)) for n in names]
-    joined = func.unnest(*arrays).table_valued("pk", *names).render_derived(name="v")
+    joined = _joined([(pk, own) for pk, own, _ in rows], names)
     stmt = (
         update(messages_t)
         .where(c.pk == joined.c.pk, c.status.in_(allowed_sources(to, expected)))
@@ -445,6 +445,35 @@ def transition_each(
     )
     count_final(to, len(moved))
     return [Moved(r.pk, r.id, r.event_seq, to) for r in moved]
+
+
+def _joined(rows: Sequence[tuple[int, Mapping[str, Any]]], names: Sequence[str]) -> Any:
+    """Per-row values as a derived table `v(pk, *names)`, joined in from arrays (PostgreSQL `unnest`):
+    one statement and one cached plan whatever the number of rows."""
+    c = messages_t.c
+    arrays = [bindparam("pk_list", [pk for pk, _ in rows], type_=ARRAY(c.pk.type))]
+    arrays += [bindparam(f"{n}_list", [own[n] for _, own in rows], type_=ARRAY(c[n].type)) for n in names]
+    return func.unnest(*arrays).table_valued("pk", *names).render_derived(name="v")
+
+
+def set_each(conn: Connection, rows: Sequence[tuple[int, Mapping[str, Any]]], status: Status) -> None:
+    """Set columns that differ per message, on those still in `status`, without a change of status (no
+    event): `rows` are (pk, its column values), every row naming the same columns. One UPDATE on
+    PostgreSQL; one per row elsewhere."""
+    if not rows:
+        return
+    c = messages_t.c
+    if conn.dialect.name != "postgresql" or len(rows) == 1:
+        for pk, own in rows:
+            conn.execute(update(messages_t).where(c.pk == pk, c.status == status.value).values(**own))
+        return
+    names = sorted(rows[0][1])
+    joined = _joined(rows, names)
+    conn.execute(
+        update(messages_t)
+        .where(c.pk == joined.c.pk, c.status == status.value)
+        .values(**{n: joined.c[n] for n in names})
+    )
 
 
 def transition(

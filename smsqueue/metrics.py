@@ -22,8 +22,8 @@ from sqlalchemy import ColumnElement, Connection, and_, func, select
 
 from smsqueue.clock import now
 from smsqueue.db import is_postgres, transaction
-from smsqueue.models import Message, MetricCounter
-from smsqueue.statuses import Status
+from smsqueue.models import Job, Message, MetricCounter
+from smsqueue.statuses import JOB_UNFINISHED, Status
 
 SEND_SECONDS_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
 LAG_SECONDS_BUCKETS = (0.1, 0.5, 1.0, 5.0, 30.0, 60.0, 300.0, 3600.0, 6 * 3600.0, 24 * 3600.0)
@@ -48,6 +48,9 @@ HELP = {
     "smsqueue_provider_errors_total": ("counter", "Provider calls that failed, by provider and error code."),
     "smsqueue_messages_sent_total": ("counter", "Messages accepted by a provider."),
     "smsqueue_provider_pauses_total": ("counter", "Pauses of a provider whose account could not send."),
+    "smsqueue_jobs": ("gauge", "CSV jobs not finished, by status."),
+    "smsqueue_job_rows_total": ("counter", "Rows of CSV jobs stored, by outcome (accepted, invalid)."),
+    "smsqueue_jobs_finished_total": ("counter", "CSV jobs that ended, by status (done, failed, canceled)."),
 }
 
 log = logging.getLogger(__name__)
@@ -157,6 +160,12 @@ def render(conn: Connection) -> str:
     }
     for sweep, condition in due.items():
         lines.append(f'smsqueue_sweep_backlog{{sweep="{sweep}"}} {_capped(conn, condition)}')
+    lines += _header("smsqueue_jobs")
+    jc = Job.__table__.c
+    for status in sorted(JOB_UNFINISHED, key=lambda s: s.value):
+        lines.append(
+            f'smsqueue_jobs{{status="{status.value}"}} {_capped(conn, jc.status == status.value, Job)}'
+        )
     t = MetricCounter.__table__.c
     rows = sorted(conn.execute(select(t.name, t.labels, t.value)).all(), key=_sort_key)
     seen: set[str] = set()
@@ -173,9 +182,9 @@ def render(conn: Connection) -> str:
 UNFINISHED = (Status.QUEUED, Status.SCHEDULED, Status.SENDING, Status.SENT)
 
 
-def _capped(conn: Connection, condition: ColumnElement[bool]) -> int:
-    """How many messages match, counted up to BACKLOG_CAP (an index range read, never the history)."""
-    inner = select(Message.__table__.c.pk).where(condition).limit(BACKLOG_CAP).subquery()
+def _capped(conn: Connection, condition: ColumnElement[bool], table: type = Message) -> int:
+    """How many rows match, counted up to BACKLOG_CAP (an index range read, never the history)."""
+    inner = select(table.__table__.c.pk).where(condition).limit(BACKLOG_CAP).subquery()
     return int(conn.scalar(select(func.count()).select_from(inner)) or 0)
 
 

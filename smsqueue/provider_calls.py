@@ -107,4 +107,6 @@ def call_all(claimed: Sequence[Claimed]) -> list[CallResult]:
     return list(_pool.map(lambda c: call(c, now(), refused), claimed))
 
 
-CALL_THREADS = 8
+# Calls are waits on the network: a claim's batch overlaps this many (the keep-alive pool holds as
+# many, smsqueue.providers._pooled_session). 8 left a 500-message batch waiting on its calls.
+CALL_THREADS = 32

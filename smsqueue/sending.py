@@ -20,7 +20,7 @@ from typing import Any
 
 from sqlalchemy import Connection, select, update
 
-from smsqueue import evidence, pauses, ratelimit
+from smsqueue import evidence, logs, pauses, ratelimit
 from smsqueue.clock import now
 from smsqueue.config import settings
 from smsqueue.db import transaction
@@ -31,10 +31,11 @@ from smsqueue.messages import (
     Followups,
     messages_t,
     ring_after_grace,
+    set_each,
     transition,
     transition_many,
 )
-from smsqueue.provider_calls import call_all
+from smsqueue.provider_calls import CALL_THREADS, call_all
 from smsqueue.recording import record
 from smsqueue.rules import policy, stop_list
 from smsqueue.statuses import Reason, Status
@@ -56,9 +57,28 @@ def lock_due(conn: Connection, pks: Sequence[int], at: datetime) -> list[Any]:
     return list(conn.execute(stmt))
 
 
+def lock_next_due(conn: Connection, at: datetime, limit: int) -> list[Any]:
+    """The due queued messages, oldest due first, at most `limit`, locked; rows another claim holds are
+    skipped, so concurrent workers take disjoint batches (index ix_messages_queued_due). Due by `at`
+    itself: a message waiting for a rate-limit token is not taken before its token is there (it would
+    only be put back, and rung again); a doorbell rung for given ids keeps DUE_TOLERANCE (`lock_due`)."""
+    stmt = (
+        select(messages_t)
+        .where(m.status == Status.QUEUED.value, m.next_attempt_at <= at)
+        .order_by(m.next_attempt_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    return list(conn.execute(stmt))
+
+
 def claim(conn: Connection, pks: Sequence[int], at: datetime, followups: Followups) -> list[Claimed]:
-    """Step 1, in the caller's transaction. Returns the messages now `sending`."""
-    rows = lock_due(conn, pks, at)
+    """Step 1 for these messages (the due ones among them), in the caller's transaction."""
+    return claim_rows(conn, lock_due(conn, pks, at), at, followups)
+
+
+def claim_rows(conn: Connection, rows: list[Any], at: datetime, followups: Followups) -> list[Claimed]:
+    """Step 1 for locked `queued` rows, in the caller's transaction. Returns the messages now `sending`."""
     if not rows:
         return []
     ctx = load_context(conn, (r.legal_entity_id for r in rows))
@@ -205,18 +225,17 @@ def _take_tokens(
             grant = ratelimit.Grant(0, 5.0)
         admitted += group[: grant.granted]
         waiting = group[grant.granted :]
+        held: list[tuple[int, dict[str, Any]]] = []
         for i, (row, _) in enumerate(waiting):
             # Spread the waiting ones over the time their tokens take to come back.
             delay = grant.wait + (i / rate if rate else 0.0)
             due = at + timedelta(seconds=delay)
             short = delay <= SHORT_WAIT
-            conn.execute(
-                update(messages_t)
-                .where(m.pk == row.pk, m.status == Status.QUEUED.value)
-                .values(next_attempt_at=due, ring_at=ring_after_grace(due) if short else due)
-            )
+            ring_at = ring_after_grace(due) if short else due
+            held.append((row.pk, {"next_attempt_at": due, "ring_at": ring_at}))
             if short:
                 followups.later.append((row.pk, delay))
+        set_each(conn, held, Status.QUEUED)  # one statement for the batch's waiting ones
     return admitted
 
 
@@ -280,15 +299,58 @@ RECORD_MARGIN = 2.0  # recording the answer after the call
 
 def process(pks: Sequence[int]) -> Followups:
     """Send the due ones among these messages. Returns the doorbells to ring after it (already committed)."""
+    return _send(lambda conn, at: lock_due(conn, pks, at))
+
+
+def process_due(limit: int | None = None) -> Followups:
+    """Claim up to `limit` (default: `claim_size()`) due messages, oldest due first, and send them.
+    `count` of the result says how many were claimed: a full batch means more may be due."""
+    limit = limit or claim_size()
+    return _send(lambda conn, at: lock_next_due(conn, at, limit))
+
+
+def _send(lock: Any) -> Followups:
     followups = Followups()
     at = now()
     with transaction() as conn:
-        claimed = claim(conn, pks, at, followups)
+        rows = lock(conn, at)
+        followups.count = len(rows)
+        claimed = claim_rows(conn, rows, at, followups)
     if not claimed:
         return followups
+    for c in claimed:
+        with logs.request_id_bound(c.message.request_id):
+            log.info("sending message %s via %s (attempt %d)", c.message.id, c.link.provider.code, c.attempt)
     results = call_all(claimed)
+    _learn_call_seconds(results)
     at = now()
     with transaction() as conn:
         ctx = load_context(conn, (o.claimed.message.legal_entity_id for o in results))
         record(conn, results, ctx, at, followups)
     return followups
+
+
+# --- how much one claim takes ---------------------------------------------------------------------------
+
+# A claim holds what its calls can send well inside the reconcile window (see `reconcile_window`): with
+# a provider answering in 1 ms, MAX_CLAIM; with one taking seconds, a few, so that no call of the batch
+# must be left `not_started`. Learnt from the calls this process made (a moving mean), starting small.
+MIN_CLAIM = 8
+MAX_CLAIM = 500
+CLAIM_CALL_BUDGET = 2.0  # seconds the calls of one claim should take, at most
+_call_seconds: float | None = None
+
+
+def claim_size() -> int:
+    if _call_seconds is None:
+        return max(MIN_CLAIM, min(MAX_CLAIM, settings().send_batch_size))
+    fits = int(CALL_THREADS * CLAIM_CALL_BUDGET / max(_call_seconds, 1e-4))
+    return max(MIN_CLAIM, min(MAX_CLAIM, fits))
+
+
+def _learn_call_seconds(results: Sequence[Any]) -> None:
+    global _call_seconds
+    if not results:
+        return
+    mean = sum(r.seconds for r in results) / len(results)
+    _call_seconds = mean if _call_seconds is None else 0.5 * _call_seconds + 0.5 * mean

@@ -3,7 +3,6 @@ every request, entity isolation in the queries, search and its pages, the messag
 (The same in a real browser: test_console_browser.py.)"""
 
 # The console speaks Russian: Cyrillic letters that look like Latin ones are meant.
-# ruff: noqa: RUF001
 
 from __future__ import annotations
 

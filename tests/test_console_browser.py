@@ -6,7 +6,6 @@ docs/screenshots/; otherwise into the session's temporary folder, so a test run 
 from __future__ import annotations
 
 # The console speaks Russian: Cyrillic letters that look like Latin ones are meant.
-# ruff: noqa: RUF001
 import os
 import random
 import tempfile

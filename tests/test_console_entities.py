@@ -5,7 +5,6 @@ admin keys, masked, enabled and disabled by a form, their balance fetched apart 
 (The same in a real browser: test_console_browser.py.)"""
 
 # The console speaks Russian: Cyrillic letters that look like Latin ones are meant.
-# ruff: noqa: RUF001
 
 from __future__ import annotations
 

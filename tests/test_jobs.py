@@ -2,8 +2,6 @@
 quoted newlines and Cyrillic, duplicate references, cancel, the `job` filter. Rows are run by the real
 `jobs.run` in this process here; tests/test_jobs_pipeline.py runs them in real worker processes."""
 
-# ruff: noqa: RUF001 - Cyrillic texts on purpose
-
 from __future__ import annotations
 
 import io

@@ -79,3 +79,35 @@ def test_webhook_and_report_metrics_are_declared_counters():
         ("smsqueue_messages_purged_total", "counter"),
     ):
         assert metrics.HELP[name][0] == kind
+
+
+def test_jobs_rows_and_unfinished_jobs(client, factory):
+    """CSV jobs: rows stored by outcome and jobs ended by status are counters; jobs not finished a gauge."""
+    import uuid
+
+    from smsqueue import jobs
+
+    entity = factory.entity(factory.provider())
+    headers = factory.headers(entity)
+    body = b"to,text\n+79161234567,a\nnot-a-number,b\n+79161234568,c\n"
+    before = scrape(client)
+    r = client.post("/api/v1/jobs", data=body, content_type="text/csv", headers=headers)
+    assert r.status_code == 202, r.get_json()
+    waiting = scrape(client)
+    assert value(waiting, 'smsqueue_jobs{status="pending"}') >= 1
+    for _ in jobs.run(jobs.find(uuid.UUID(r.get_json()["id"])).pk):
+        pass
+    page = scrape(client)
+
+    def grew(line: str) -> float:
+        old = value(before, line) if line in before else 0.0
+        return value(page, line) - old
+
+    assert grew('smsqueue_job_rows_total{outcome="accepted"}') == 2
+    assert grew('smsqueue_job_rows_total{outcome="invalid"}') == 1
+    assert grew('smsqueue_jobs_finished_total{status="done"}') == 1
+    assert (
+        value(page, 'smsqueue_jobs{status="pending"}')
+        == value(waiting, 'smsqueue_jobs{status="pending"}') - 1
+    )
+    assert "# TYPE smsqueue_job_rows_total counter" in page and "# TYPE smsqueue_jobs gauge" in page

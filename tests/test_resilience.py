@@ -9,10 +9,12 @@ from collections import Counter
 
 import pytest
 from conftest import wait_for
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
-from smsqueue.db import transaction
+from smsqueue.db import get_engine, transaction
 from smsqueue.models import Message
+from smsqueue.rules.limits import lock_key
+from smsqueue.rules.subjects import scope_of
 from smsqueue.statuses import FINAL
 
 pytestmark = pytest.mark.pipeline
@@ -59,6 +61,59 @@ def test_worker_killed_with_200_in_flight_loses_none_and_sends_none_twice(
     assert counts == Counter({"delivered": 200}), counts
     refs = refs_received(simulator)
     assert len(refs) == 200 and max(refs.values()) == 1, [r for r, n in refs.items() if n > 1]
+
+
+def test_worker_killed_in_the_middle_of_a_500_message_claim_loses_none_and_sends_none_twice(
+    client, factory, processes, simulator
+):
+    """The worker dies inside its claim transaction, with 500 due messages locked and the rules half
+    done (held on one number's 230-FZ lock, which the test takes first): nothing of the claim commits,
+    so all 500 are still `queued`, the sweep rings for them, and the next worker sends each once."""
+    simulator.set_behaviour(delivery_delay=0.2)
+    entity = factory.entity(factory.provider(simulator.url))
+    items = [{"to": f"+7916{i:07d}", "text": f"msg {i}"} for i in range(500)]
+    held = get_engine().connect()
+    held.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": lock_key(scope_of(entity), "+79160000250")})
+    worker = processes.worker(concurrency=2, SMSQUEUE_SEND_BATCH_SIZE="500")
+    r = client.post("/api/v1/messages/batch", json={"messages": items}, headers=factory.headers(entity))
+    assert r.status_code == 200 and all("id" in x for x in r.json["results"])
+    wait_for(lambda: waiting_on_advisory_lock() == 1, 60, 0.1, "the claim to wait on the held number")
+    assert takeable(entity.id) == 0, "the claim holds all 500 locked"
+    worker.kill(9)
+    held.rollback()  # the dead worker's backend gets the lock, finds its client gone, and rolls back
+    held.close()
+    wait_for(lambda: takeable(entity.id) == 500, 60, 0.1, "the dead claim's locks to be released")
+    assert status_counts(entity.id) == Counter({"queued": 500})
+    assert simulator.received() == []
+    processes.beat()
+    processes.worker(concurrency=2)
+    wait_for(lambda: all_final(entity.id, 500), 180, 0.3, "every message to end in a final status")
+    assert status_counts(entity.id) == Counter({"delivered": 500})
+    refs = refs_received(simulator)
+    assert len(refs) == 500 and max(refs.values()) == 1, [r for r, n in refs.items() if n > 1]
+
+
+def waiting_on_advisory_lock() -> int:
+    """Backends of this test's database waiting for an advisory lock (the 230-FZ number locks)."""
+    with transaction() as conn:
+        return conn.execute(
+            text(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND wait_event_type = 'Lock' AND wait_event = 'advisory'"
+            )
+        ).scalar_one()
+
+
+def takeable(entity_id: int) -> int:
+    """How many of the entity's messages no other transaction holds locked."""
+    with transaction() as conn:
+        return len(
+            conn.execute(
+                select(Message.pk)
+                .where(Message.legal_entity_id == entity_id)
+                .with_for_update(skip_locked=True)
+            ).all()
+        )
 
 
 def test_redis_stopped_while_posting_every_message_is_delivered_once_after(

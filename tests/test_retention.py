@@ -74,8 +74,8 @@ def test_purge_deletes_only_final_messages_past_their_entitys_retention(factory)
         )
         conn.execute(
             insert(FzCounter).values(
-                legal_entity_id=short.id,
-                recipient="+79161234567",
+                scope=f"e:{short.id}",
+                subject="+79161234567",
                 period="day",
                 period_start=at.date(),
                 count=2,
@@ -91,7 +91,7 @@ def test_purge_deletes_only_final_messages_past_their_entitys_retention(factory)
             == 0
         )
         assert conn.scalar(select(func.count()).select_from(WebhookAttempt)) == 0
-        assert conn.scalar(select(FzCounter.count).where(FzCounter.legal_entity_id == short.id)) == 2
+        assert conn.scalar(select(FzCounter.count).where(FzCounter.scope == f"e:{short.id}")) == 2
 
 
 def test_purge_batches_skip_a_message_another_transaction_holds(factory):

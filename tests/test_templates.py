@@ -1,7 +1,5 @@
 """Templates: CRUD, the placeholder syntax and its errors, messages and batch items sent with one."""
 
-# ruff: noqa: RUF001 - Cyrillic texts on purpose
-
 from __future__ import annotations
 
 import pytest

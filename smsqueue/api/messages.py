@@ -12,7 +12,7 @@ from flask import Blueprint, Response, jsonify, request
 from pydantic import ValidationError
 from sqlalchemy import and_, func, or_, select, text
 
-from smsqueue import entity_cache, ingest, jobs, message_search, template_store
+from smsqueue import entity_cache, ingest, jobs, logs, message_search, template_store
 from smsqueue.api.http import json_object, principal, query_args, validate
 from smsqueue.api.schemas import (
     BatchIn,
@@ -180,6 +180,7 @@ def prepare(
         debtor=item.debtor,
         idempotency_key=key,
         request_hash=ingest.request_hash(entity.code, body) if key is not None else None,
+        request_id=logs.request_id_var.get(),
     )
     return ingest.Prepared(new, key), entity.code
 

@@ -149,6 +149,7 @@ def drop_template(entity_id: int, code: str) -> None:
     summary="Read a template",
     tag=TAG,
     responses={200: TemplateOut, **ERRORS},
+    description="An entity key reads its own entities' templates; an unknown template is 404.",
 )
 def get_template(code: str, template: str) -> Response:
     row = template_store.get(_entity_id(code, write=False), template)

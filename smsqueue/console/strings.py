@@ -1,7 +1,6 @@
 """Every word the operator console shows, in Russian, in one place (templates get this module as `t`)."""
 
 # Russian text throughout: Cyrillic letters that look like Latin ones are meant.
-# ruff: noqa: RUF001
 
 from __future__ import annotations
 

@@ -141,6 +141,8 @@ class Message(Base):
     __table_args__ = (
         # Periodic sweeps read only due rows of one status: each has its own partial index.
         Index("ix_messages_queued_ring", "ring_at", **partial_index("status = 'queued'")),
+        # The sender's claim: due queued messages, oldest due first (smsqueue.sending.lock_next_due).
+        Index("ix_messages_queued_due", "next_attempt_at", **partial_index("status = 'queued'")),
         Index("ix_messages_scheduled_due", "next_attempt_at", **partial_index("status = 'scheduled'")),
         Index("ix_messages_sending_due", "next_attempt_at", **partial_index("status = 'sending'")),
         Index("ix_messages_sent_check", "next_status_check_at", **partial_index("status = 'sent'")),
@@ -213,6 +215,8 @@ class Message(Base):
     # SQLite adds the column without copying the table (which would drop its change triggers).
     job_id: Mapped[uuid.UUID | None] = mapped_column()  # the job's public id
     job_row: Mapped[int | None] = mapped_column(Integer)
+    # The X-Request-Id of the request that made it, for the worker's log lines about it.
+    request_id: Mapped[str | None] = mapped_column(String(128))
     request_hash: Mapped[str | None] = mapped_column(String(64))
     # Sending state: attempts on the current provider, providers given up on, when it is next due
     # (queued/scheduled: to be sent; sending: to be reconciled).

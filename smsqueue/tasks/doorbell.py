@@ -96,25 +96,40 @@ class RedisDoorbell:
         return text.replace('"@argsrepr@"', "{argsrepr}").replace('"@request_id@"', "{request_id}")
 
     def publish(self, chunks: list[list[int]]) -> None:
-        """LPUSH the doorbells. A kept connection that fails is dropped and the push tried once more on a
-        new one: after a broker restart every kept connection is dead, and the first publish on it must
-        not be the one that is lost. Raises only when a new connection fails too (the broker is down)."""
-        payloads = [self.message(c) for c in chunks]
+        """LPUSH the doorbells. Raises only when the broker cannot be reached (see `_send`)."""
+        self._send("LPUSH", Queues.SEND, *[self.message(c) for c in chunks])
+
+    def ring_once(self) -> bool:
+        """Push one doorbell unless one is already waiting (`RUNG_KEY` set, one round trip, atomic): a
+        burst of requests rings once, and the worker that answers claims what they all stored. True
+        if this call pushed it."""
+        return bool(self._send("EVAL", _RING_ONCE, 2, RUNG_KEY, Queues.SEND, RUNG_TTL_MS, self.message([])))
+
+    def answer(self) -> None:
+        """A worker took a doorbell: the next request rings again. Done before the worker claims, so a
+        message stored after the claim's query has begun finds the key gone and rings."""
+        self._send("DEL", RUNG_KEY)
+
+    def _send(self, *command: Any) -> Any:
+        """One command on the kept connection. A kept connection that fails is dropped and the command
+        tried once more on a new one: after a broker restart every kept connection is dead, and the
+        first publish on it must not be the one that is lost. Raises only when a new connection fails
+        too (the broker is down)."""
         with self.lock:
             while True:
                 fresh = self.connection is None
                 if fresh:
                     self.connection = self._connect()
                 try:
-                    self.connection.send_command("LPUSH", Queues.SEND, *payloads)
-                    self.connection.read_response()
+                    self.connection.send_command(*command)
+                    answer = self.connection.read_response()
                     if self.lost:
                         # Doorbells were lost since the last good publish: tell the sweep (see
                         # `broker_lost_doorbells`) to ring every due message again at once.
                         self.connection.send_command("DEL", LOST_MARKER)
                         self.connection.read_response()
                         self.lost = False
-                    return
+                    return answer
                 except Exception:
                     self.connection.disconnect()
                     self.connection = None
@@ -140,6 +155,14 @@ class RedisDoorbell:
 
 # The key whose absence in the broker's Redis says that doorbells may have been lost.
 LOST_MARKER = "smsqueue:doorbells-intact"
+# Set while a requests' doorbell waits in the queue (see `ring_once`). It expires, so a doorbell lost
+# with the key still set (a worker killed holding it unacknowledged) stops suppressing rings soon.
+RUNG_KEY = "smsqueue:send-doorbell-waiting"
+RUNG_TTL_MS = 2000
+_RING_ONCE = (
+    "if redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[1]) then "
+    "return redis.call('LPUSH', KEYS[2], ARGV[2]) end return 0"
+)
 _EMBED = json.dumps({"callbacks": None, "errbacks": None, "chain": None, "chord": None})
 _doorbell: RedisDoorbell | None = None
 _doorbell_pid: int | None = None
@@ -232,8 +255,45 @@ def ring_job(job_pk: int) -> None:
 
 
 def ring_soon(pks: Sequence[int]) -> None:
-    """Ring for messages just committed by a request: never raises (the sweep covers a failure)."""
-    ring_send(list(pks))
+    """Ring for messages just committed by a request: never raises (the sweep covers a failure).
+
+    On Redis, one doorbell waits at a time whatever the number of requests (`RedisDoorbell.ring_once`):
+    the worker claims every due message by query, so a burst of requests costs one task, not one each."""
+    global _broken_until
+    fast = _fast_doorbell()
+    if fast is None:
+        ring_send(list(pks))
+        return
+    if time.monotonic() < _broken_until:
+        fast.lost = True
+        return
+    try:
+        fast.ring_once()
+    except Exception as exc:
+        _broken_until = time.monotonic() + BREAKER_SECONDS
+        log.warning("could not ring for %d message(s); the sweep will: %s", len(pks), type(exc).__name__)
+
+
+def ring_again() -> None:
+    """One more doorbell, from a send task that handed over with messages still due."""
+    if _fast_doorbell() is not None:
+        ring_soon([])
+        return
+    try:
+        _app().send_task(Tasks.SEND_MESSAGES, ([],), queue=Queues.SEND, routing_key=Queues.SEND, retry=False)
+    except Exception as exc:
+        log.warning("could not ring again; the sweep will: %s", type(exc).__name__)
+
+
+def answer_doorbell() -> None:
+    """Called by the send task before it claims: requests from now on ring again (see `ring_soon`)."""
+    fast = _fast_doorbell()
+    if fast is None:
+        return
+    try:
+        fast.answer()
+    except Exception as exc:  # the key expires by itself; the claim goes on
+        log.warning("could not answer the doorbell: %s", type(exc).__name__)
 
 
 def ring_followups(followups: Followups) -> None:
