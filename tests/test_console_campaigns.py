@@ -4,8 +4,7 @@ uploaded there is a job of the API's, run by a real worker, its progress and inv
 entity key sees only its own entities' jobs and templates and changes no template.
 (Uploading a job and watching it finish in a real browser: test_console_browser.py.)"""
 
-# The console speaks Russian: Cyrillic letters that look like Latin ones are meant.
-# ruff: noqa: RUF001, F811 - `world` is the stop-list tests' fixture, taken by name
+# ruff: noqa: F811 - `world` is the stop-list tests' fixture, taken by name
 
 from __future__ import annotations
 

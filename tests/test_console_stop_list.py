@@ -4,9 +4,6 @@ in words next to the field), filters and pages work, an entity key reads its own
 change it, every form needs its CSRF token; and the message search finds messages by `debtor`.
 (Adding an entry in a real browser: test_console_browser.py.)"""
 
-# The console speaks Russian: Cyrillic letters that look like Latin ones are meant.
-# ruff: noqa: RUF001
-
 from __future__ import annotations
 
 import re
