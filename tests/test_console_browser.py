@@ -354,7 +354,7 @@ def test_an_entity_key_sees_only_its_own_entities(browser, world):
     assert "Провайдеры" not in nav
     navigate(browser, rows[0].find_element(by("TAG_NAME"), "a").click)
     assert "Только просмотр" in browser.find_element(by("TAG_NAME"), "main").text
-    assert not browser.find_elements(by("CSS_SELECTOR"), "main button[type=submit]")
+    assert not browser.find_elements(by("CSS_SELECTOR"), "main form[method=post] button[type=submit]")
     assert browser.find_element(by("ID"), "f-send_window-from").is_enabled() is False
     browser.get(browser.base + "/console/entities/beta")
     assert "Страница не найдена" in browser.find_element(by("TAG_NAME"), "main").text
@@ -390,3 +390,93 @@ def test_a_provider_is_disabled_from_its_page(browser, world, factory, shots):
         assert session.get(Provider, backup.id).enabled is False
     logs = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
     assert not logs, logs  # the script ran under the content security policy, without an error
+
+
+def test_add_a_stop_list_entry_and_see_a_validation_error(browser, world, shots):
+    from selenium.webdriver.support.ui import Select
+
+    sign_in(browser, world["admin"])
+    browser.get(browser.base + "/console/entities/acme#stop-list")
+    value = browser.find_element(by("ID"), "f-stop-value")
+    value.send_keys("916 12")
+    navigate(browser, value.submit)
+    value = browser.find_element(by("ID"), "f-stop-value")
+    assert value.get_attribute("aria-invalid") == "true" and value.get_attribute("value") == "916 12"
+    assert "Номер не распознан" in browser.find_element(by("ID"), "f-stop-value-error").text
+    assert browser.switch_to.active_element == value
+    browser.execute_script("arguments[0].scrollIntoView()", browser.find_element(by("ID"), "stop-h"))
+    shoot(browser, shots, "stop-list-error")
+    value.clear()
+    value.send_keys("8 916 123-45-67")
+    Select(browser.find_element(by("ID"), "f-stop-reason")).select_by_value("representative_only")
+    browser.find_element(by("ID"), "f-stop-note").send_keys("звонок 02.12: только через юриста")
+    navigate(browser, value.submit)
+    assert "Запись стоп-листа сохранена" in browser.find_element(by("CSS_SELECTOR"), ".notice").text
+    row = browser.find_element(by("CSS_SELECTOR"), "table.stop tbody tr")
+    assert "+79161234567" in row.text and "только через представителя" in row.text
+    assert "действует" in row.text and "бессрочно" in row.text
+    value = browser.find_element(by("ID"), "f-stop-value")
+    Select(browser.find_element(by("ID"), "f-stop-kind")).select_by_value("debtor")
+    value.send_keys("D-2026-0042")
+    Select(browser.find_element(by("ID"), "f-stop-reason")).select_by_value("protected")
+    navigate(browser, value.submit)
+    assert len(browser.find_elements(by("CSS_SELECTOR"), "table.stop tbody tr")) == 2
+    browser.execute_script("arguments[0].scrollIntoView()", browser.find_element(by("ID"), "stop-h"))
+    shoot(browser, shots, "stop-list")
+
+
+def test_upload_a_small_csv_job_and_watch_it_finish(browser, world, shots, processes, tmp_path):
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+
+    sign_in(browser, world["admin"])
+    browser.get_log("browser")
+    navigate(browser, browser.find_element(by("LINK_TEXT"), "Рассылки").click)
+    assert heading(browser) == "Рассылки из CSV"
+    rows = ["to,text,reference"] + [f"+7916000{i:04d},Платёж по договору {i},r-{i}" for i in range(30)]
+    rows.append("12345,Неверный номер,r-bad")
+    csv_file = tmp_path / "debts.csv"
+    csv_file.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    Select(browser.find_element(by("ID"), "f-legal_entity")).select_by_value("acme")
+    browser.find_element(by("ID"), "f-name").send_keys("Декабрь, первая волна")
+    upload = browser.find_element(by("ID"), "f-file")
+    upload.send_keys(str(csv_file))
+    navigate(browser, upload.submit)
+    assert heading(browser).startswith("Рассылка")
+    status = lambda b: b.find_element(by("ID"), "job-status").text  # noqa: E731 - re-read: the part is replaced
+    assert status(browser) == "ждёт начала"  # no worker yet
+    shoot(browser, shots, "job-pending")
+    processes.worker(queues="jobs", concurrency=1)  # the page is not reloaded: console.js fetches its part
+    WebDriverWait(browser, 60, 0.2).until(lambda b: status(b) == "готова")  # console.js reloads the part
+    assert browser.find_element(by("ID"), "job-accepted").text == "30"
+    assert browser.find_element(by("ID"), "job-invalid").text == "1"
+    browser.refresh()
+    errors = browser.find_element(by("CSS_SELECTOR"), "#errors-h + table").text
+    assert "32" in errors and "Номер не распознан" in errors  # the header is row 1
+    shoot(browser, shots, "job")
+    navigate(browser, browser.find_element(by("LINK_TEXT"), "← К рассылкам").click)
+    assert "Декабрь, первая волна" in browser.find_element(by("TAG_NAME"), "main").text
+    shoot(browser, shots, "jobs")
+    logs = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+    assert not logs, logs
+
+
+def test_add_and_change_a_template(browser, world, shots):
+    sign_in(browser, world["admin"])
+    browser.get(browser.base + "/console/entities/acme")
+    navigate(browser, browser.find_element(by("LINK_TEXT"), "Шаблоны сообщений").click)
+    assert heading(browser).startswith("Шаблоны")
+    browser.find_element(by("ID"), "f-code").send_keys("remind")
+    text = browser.find_element(by("ID"), "f-text")
+    text.send_keys("Долг {sum по договору {contract}")
+    navigate(browser, browser.find_element(by("ID"), "f-code").submit)
+    assert "Неверный шаблон" in browser.find_element(by("ID"), "f-text-error").text
+    assert browser.switch_to.active_element == browser.find_element(by("ID"), "f-text")
+    text = browser.find_element(by("ID"), "f-text")
+    text.clear()
+    text.send_keys("Долг {sum} руб. по договору {contract}")
+    browser.find_element(by("ID"), "f-description").send_keys("Напоминание за 3 дня")
+    navigate(browser, text.submit)
+    assert "Шаблон добавлен" in browser.find_element(by("CSS_SELECTOR"), ".notice").text
+    section = browser.find_element(by("ID"), "t-remind")
+    assert "{contract}, {sum}" in section.text
+    shoot(browser, shots, "templates")

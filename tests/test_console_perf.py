@@ -1,10 +1,12 @@
 """Every console page within 300 ms of server time with a million messages in the database (API.md's
 console, issue 14). (A provider's balance is not a page: console.js fetches it after the page, and its
 time is the provider's.) Rows are made by one INSERT ... SELECT over generate_series: a month of traffic of
-two entities, mostly delivered. SMSQUEUE_CONSOLE_PERF_ROWS changes the count."""
+two entities, mostly delivered, a seventh with a debtor, a tenth one CSV job's; acme has 22,000 stop-list
+entries, 30 templates and 60 jobs. SMSQUEUE_CONSOLE_PERF_ROWS changes the count."""
 
 from __future__ import annotations
 
+import io
 import os
 import statistics
 import time
@@ -14,16 +16,22 @@ import pytest
 from sqlalchemy import text
 from test_console import delivered_path, seed_message, sign_in
 
+from smsqueue import job_files, jobs, template_store
 from smsqueue.clock import now
 from smsqueue.db import transaction
+from smsqueue.rules import stop_list
 
 ROWS = int(os.environ.get("SMSQUEUE_CONSOLE_PERF_ROWS", "1000000"))
 BUDGET_MS = 300.0
 DAYS = 30
+STOPPED = 20_000  # numbers on acme's stop list (and a tenth as many debtors)
+TEMPLATES = 30
+JOBS = 60
 
 SEED = """
 INSERT INTO messages (id, legal_entity_id, recipient, text, status, reason, provider_id, segments, encoding,
-                      reference, attempts, status_checks, event_seq, created_at, updated_at)
+                      reference, debtor, job_id, job_row, attempts, status_checks, event_seq,
+                      created_at, updated_at)
 SELECT gen_random_uuid(),
        CASE WHEN i % 5 = 0 THEN :beta ELSE :acme END,
        '+7916' || lpad(((i::bigint * 7919) % 200000)::text, 7, '0'),
@@ -33,6 +41,9 @@ SELECT gen_random_uuid(),
        CASE WHEN s.status = 'rejected' THEN NULL WHEN i % 3 = 0 THEN :p2 ELSE :p1 END,
        1, 'UCS-2',
        CASE WHEN i % 2 = 0 THEN 'ref-' || i END,
+       CASE WHEN i % 7 = 0 THEN 'D-' || (i % 50000) END,
+       CASE WHEN i % 10 = 1 THEN CAST(:job AS uuid) END,
+       CASE WHEN i % 10 = 1 THEN i END,
        0, 0, 3,
        :start + (i::float / :rows) * interval '30 days',
        :start + (i::float / :rows) * interval '30 days'
@@ -44,7 +55,29 @@ CROSS JOIN LATERAL (SELECT CASE
 
 
 def seed(world: dict, rows: int) -> None:
+    """The messages (a tenth of them one job's), and an entity's stop list, templates and jobs."""
     start = now() - timedelta(days=DAYS)
+    job = None
+    for n in range(JOBS):
+        job = jobs.create(
+            entity_id=world["acme"].id,
+            header=job_files.read_header(io.BytesIO(b"to,text\n+79161234567,x\n")),
+            stream=io.BytesIO(b"to,text\n+79161234567,x\n"),
+            name=f"job {n}",
+            template=None,
+            template_text=None,
+            send_at=None,
+            callback_url=None,
+        )
+    assert job is not None
+    world["job"] = str(job.id)
+    for n in range(TEMPLATES):
+        template_store.create(world["acme"].id, f"t{n}", f"Долг {{sum}} по договору {{contract}} ({n})", None)
+    entries = [stop_list.EntryIn("number", f"+7903{i:07d}", "refused", "по телефону") for i in range(STOPPED)]
+    entries += [stop_list.EntryIn("debtor", f"D-{i}", "protected") for i in range(STOPPED // 10)]
+    with transaction() as conn:
+        for at in range(0, len(entries), 1000):
+            stop_list.put_many(conn, world["acme"], entries[at : at + 1000], now())
     with transaction() as conn:
         conn.execute(
             text(SEED),
@@ -55,10 +88,12 @@ def seed(world: dict, rows: int) -> None:
                 "p2": world["p2"].id,
                 "rows": rows,
                 "start": start,
+                "job": world["job"],
             },
         )
     with transaction() as conn:
         conn.execute(text("ANALYZE messages"))
+        conn.execute(text("ANALYZE stop_list_entries"))
 
 
 def server_ms(client, path: str, **params) -> tuple[float, float]:
@@ -111,6 +146,19 @@ def test_every_page_within_300_ms_with_a_million_messages(app, world, capsys):
         ("entity: entity page", entity, "/console/entities/acme", {}),
         ("admin: providers", admin, "/console/providers", {}),
         ("admin: provider page", admin, "/console/providers/smsc-main", {}),
+        ("admin: by job", admin, "/console/messages", {"job": world["job"]}),
+        ("entity: by job", entity, "/console/messages", {"job": world["job"]}),
+        ("admin: by debtor", admin, "/console/messages", {"debtor": "D-700"}),
+        ("entity: by debtor", entity, "/console/messages", {"debtor": "D-700"}),
+        ("admin: stop list, by number", admin, "/console/entities/acme", {"stop_to": "+79030004242"}),
+        ("admin: stop list, by debtor", admin, "/console/entities/acme", {"stop_debtor": "D-42"}),
+        ("admin: stop list, by reason", admin, "/console/entities/acme", {"stop_reason": "protected"}),
+        ("admin: templates", admin, "/console/entities/acme/templates", {}),
+        ("entity: templates", entity, "/console/entities/acme/templates", {}),
+        ("admin: jobs", admin, "/console/jobs", {}),
+        ("entity: jobs", entity, "/console/jobs", {}),
+        ("admin: job (100k messages)", admin, f"/console/jobs/{world['job']}", {}),
+        ("admin: job progress part", admin, f"/console/jobs/{world['job']}", {"part": "1"}),
     ]
     results = []
     for name, client, path, params in pages:

@@ -182,8 +182,18 @@ def _upload() -> tuple[dict[str, Any], IO[bytes]]:
     "(a quoted cell may span lines), the header being row 1.",
 )
 def create_job() -> Response:
-    who = principal()
     fields, stream = _upload()
+    job = start_job(principal(), fields, stream)
+    response = jsonify(render_job(job, {}))
+    response.status_code = 202
+    response.headers["Location"] = f"/api/v1/jobs/{job.id}"
+    return response
+
+
+def start_job(who: Principal, fields: dict[str, Any], stream: IO[bytes]) -> Any:
+    """Create a job from `fields` (`JobParams`) and the CSV `stream` for the key `who`, and ring a worker
+    to run it: the API's POST and the console's upload both come here. Raises ApiError (422 with field
+    errors, 404 for an unknown template, 413)."""
     params = validate(JobParams, fields)
     entity = resolve_entity(params.legal_entity, who)
     template_text = None if params.template is None else stored_template(entity.id, params.template)
@@ -204,10 +214,7 @@ def create_job() -> Response:
     except (job_files.TooLarge, RequestEntityTooLarge):  # the latter: a chunked body over the limit
         raise _too_large() from None
     ring_job(job.pk)
-    response = jsonify(render_job(job, {}))
-    response.status_code = 202
-    response.headers["Location"] = f"/api/v1/jobs/{job.id}"
-    return response
+    return job
 
 
 def _job(job_id: str, who: Principal) -> Any:

@@ -9,6 +9,7 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify
 from pydantic import ValidationError
+from sqlalchemy.orm import Session
 
 from smsqueue.api.compliance_schemas import (
     REASONS_DOC,
@@ -73,11 +74,31 @@ def entry_in(kind: str, value: str, body: StopEntryIn) -> stop_list.EntryIn:
     return stop_list.EntryIn(kind, value, body.reason, body.note, body.document, body.until)
 
 
+# --- the services (the API's views and the console's forms both call these) -----------------------------
+
+
+def put_entry(session: Session, entity: Any, kind: str, value: str, body: StopEntryIn) -> tuple[Any, bool]:
+    """Put a number or debtor (already checked: `path_number`, `path_debtor` or `StopBatchItemIn`) on
+    the entity's list: (the row, whether it is new)."""
+    return stop_list.put(session.connection(), entity, entry_in(kind, value, body), now())
+
+
+def item_key(item: StopBatchItemIn) -> tuple[str, str]:
+    """The kind and value of a validated batch item (exactly one of `to` and `debtor` is set)."""
+    return (stop_list.NUMBER, item.to) if item.to is not None else (stop_list.DEBTOR, item.debtor or "")
+
+
+def remove_entry(session: Session, entity: Any, kind: str, value: str) -> None:
+    """Take a number or debtor off the entity's list; a 404 when it is not on it."""
+    if not stop_list.remove(session.connection(), entity, kind, value):
+        raise not_found(f"{kind} on the stop list")
+
+
 def _put(code: str, kind: str, value: str) -> Response:
     body = validate(StopEntryIn, json_object())
     with session_scope() as session:
         entity = entity_or_404(session, code)
-        row, created = stop_list.put(session.connection(), entity, entry_in(kind, value, body), now())
+        row, created = put_entry(session, entity, kind, value, body)
         rendered = render_entry(row)
     response = jsonify(rendered)
     response.status_code = 201 if created else 200
@@ -86,10 +107,7 @@ def _put(code: str, kind: str, value: str) -> Response:
 
 def _delete(code: str, kind: str, value: str) -> Response:
     with session_scope() as session:
-        entity = entity_or_404(session, code)
-        found = stop_list.remove(session.connection(), entity, kind, value)
-    if not found:
-        raise not_found(f"{kind} on the stop list")
+        remove_entry(session, entity_or_404(session, code), kind, value)
     return Response(status=204)
 
 
@@ -233,10 +251,7 @@ def batch(code: str) -> Response:
         except ValidationError as exc:
             results[index] = {"index": index, "error": validation_error(field_errors(exc)).to_problem()}
             continue
-        if item.to is not None:
-            valid.append((index, entry_in(stop_list.NUMBER, item.to, item)))
-        else:
-            valid.append((index, entry_in(stop_list.DEBTOR, item.debtor or "", item)))
+        valid.append((index, entry_in(*item_key(item), item)))
     with session_scope() as session:
         entity = entity_or_404(session, code)
         stored = stop_list.put_many(session.connection(), entity, [e for _, e in valid], now())

@@ -106,17 +106,40 @@ def list_templates(code: str) -> Response:
 )
 def create_template(code: str) -> Response:
     entity_id = _entity_id(code, write=True)
-    body = validate(TemplateIn, json_object())
+    row = add_template(entity_id, validate(TemplateIn, json_object()))
+    response = jsonify(render_template(row))
+    response.status_code = 201
+    response.headers["Location"] = f"{BASE}/{code}/templates/{row.code}"
+    return response
+
+
+# --- the services (the API's views and the console's forms both call these) -----------------------------
+
+
+def add_template(entity_id: int, body: TemplateIn) -> Any:
+    """Store a new template; 422 for a malformed text, 409 for a code the entity has already."""
     try:
-        row = template_store.create(entity_id, body.code, body.text, body.description)
+        return template_store.create(entity_id, body.code, body.text, body.description)
     except TemplateError as exc:
         raise _invalid(exc) from None
     except template_store.DuplicateTemplate:
         raise ApiError(409, Code.CONFLICT, f"the entity has a template {body.code!r} already") from None
-    response = jsonify(render_template(row))
-    response.status_code = 201
-    response.headers["Location"] = f"{BASE}/{code}/templates/{body.code}"
-    return response
+
+
+def change_template(entity_id: int, code: str, body: TemplatePut) -> Any:
+    """Replace a template's text and description; 422 for a malformed text, 404 when there is none."""
+    try:
+        row = template_store.replace(entity_id, code, body.text, body.description)
+    except TemplateError as exc:
+        raise _invalid(exc) from None
+    if row is None:
+        raise not_found("template")
+    return row
+
+
+def drop_template(entity_id: int, code: str) -> None:
+    if not template_store.remove(entity_id, code):
+        raise not_found("template")
 
 
 @route(
@@ -151,13 +174,7 @@ def get_template(code: str, template: str) -> Response:
 def put_template(code: str, template: str) -> Response:
     entity_id = _entity_id(code, write=True)
     body = validate(TemplatePut, json_object())
-    try:
-        row = template_store.replace(entity_id, template, body.text, body.description)
-    except TemplateError as exc:
-        raise _invalid(exc) from None
-    if row is None:
-        raise not_found("template")
-    return jsonify(render_template(row))
+    return jsonify(render_template(change_template(entity_id, template, body)))
 
 
 @route(
@@ -171,6 +188,5 @@ def put_template(code: str, template: str) -> Response:
     description="Admin key only. Messages rendered from it keep their text and its code.",
 )
 def delete_template(code: str, template: str) -> Response:
-    if not template_store.remove(_entity_id(code, write=True), template):
-        raise not_found("template")
+    drop_template(_entity_id(code, write=True), template)
     return Response(status=204)

@@ -11,8 +11,11 @@ def register(app: Flask) -> None:
         pages_account,
         pages_dashboard,
         pages_entities,
+        pages_jobs,
         pages_messages,
         pages_providers,
+        pages_stop_list,
+        pages_templates,
     )
     from smsqueue.console import session as console_session
     from smsqueue.console.blueprint import bp

@@ -13,6 +13,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
 
 import smsqueue.console.strings as t
+from smsqueue import job_files
 from smsqueue.auth import Principal
 from smsqueue.console import queries
 from smsqueue.console import session as console_session
@@ -44,8 +45,15 @@ def principal() -> Principal:
     return g.console_principal
 
 
+# A CSV upload may be as large as the API takes (the CSRF check below reads the form, so it is set first).
+UPLOAD_LIMIT = job_files.MAX_FILE + 1024 * 1024
+UPLOAD_ENDPOINTS = frozenset({"console.job_upload"})
+
+
 @bp.before_request
 def _check() -> Response | None:
+    if request.endpoint in UPLOAD_ENDPOINTS:
+        request.max_content_length = UPLOAD_LIMIT
     if request.method == "POST" and not console_session.csrf_ok():
         return error_page(400, t.csrf_failed)
     if request.endpoint in OPEN_ENDPOINTS:

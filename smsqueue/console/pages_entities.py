@@ -3,7 +3,8 @@
 form becomes a partial PATCH body, validated by the API's `EntityPatch` and applied by the very function
 the API's PATCH calls (`legal_entities.edit_entity`), so the checks, the errors and the writes are the
 API's. An entity key sees its entities read-only (the API lets only admin keys change them); another
-entity is a 404, whatever the key."""
+entity is a 404, whatever the key. The page also lists the entity's stop list (`stop_forms`); its add
+and remove forms are in `pages_stop_list`."""
 
 from __future__ import annotations
 
@@ -18,14 +19,21 @@ from smsqueue.api.http import validate
 from smsqueue.api.legal_entities import edit_entity, render_entity
 from smsqueue.api.rules_schemas import EntityPatch
 from smsqueue.auth import Principal
-from smsqueue.console import entity_forms
+from smsqueue.console import entity_forms, stop_forms
 from smsqueue.console.blueprint import bp, principal
 from smsqueue.db import session_scope
 from smsqueue.errors import ApiError
 from smsqueue.models import EntityProvider, LegalEntity
 from smsqueue.rules import admin
 
-SAVED = {"window": t.saved_window, "fz": t.saved_fz, "providers": t.saved_providers}
+SAVED = {
+    "window": t.saved_window,
+    "fz": t.saved_fz,
+    "providers": t.saved_providers,
+    "stop": t.saved_stop,
+    "stop_removed": t.stop_removed,
+    "stop_gone": t.stop_gone,
+}
 
 
 def visible_entity(session: Session, who: Principal, code: str, *, for_update: bool = False) -> LegalEntity:
@@ -70,7 +78,7 @@ def entities() -> str:
 
 @bp.get("/entities/<code>")
 def entity(code: str) -> str:
-    return _page(code)
+    return page(code)
 
 
 @bp.post("/entities/<code>/<which>")
@@ -89,11 +97,11 @@ def edit(code: str, which: str) -> Response | tuple[str, int]:
         if exc.status != 422:
             raise
         errors = entity_forms.errors_by_field(exc.errors or [], body)
-        return _page(code, which=which, errors=errors), 422
+        return page(code, which=which, errors=errors), 422
     return redirect(url_for("console.entity", code=code, saved=which, _anchor=which))
 
 
-def _page(code: str, *, which: str | None = None, errors: dict[str, str] | None = None) -> str:
+def page(code: str, *, which: str | None = None, errors: dict[str, str] | None = None) -> str:
     """The entity page; after a refused form, that form shows what was typed and the errors."""
     who = principal()
     with session_scope() as session:
@@ -101,6 +109,7 @@ def _page(code: str, *, which: str | None = None, errors: dict[str, str] | None 
         rendered = render_entity(session, target)
         meta = {"id": target.id, "created_at": target.created_at, "updated_at": target.updated_at}
         provider_enabled = {p.code: p.enabled for p in admin.list_providers(session)}  # a small table
+        stop = stop_forms.listing(session, target, request.args)
     values = entity_forms.values_of(rendered)
     rows = entity_forms.link_rows(rendered["providers"])
     if which is not None:
@@ -119,5 +128,8 @@ def _page(code: str, *, which: str | None = None, errors: dict[str, str] | None 
         "failed": which,
         "saved": SAVED.get(request.args.get("saved", "")) if which is None else None,
         "editable": who.is_admin,
+        "stop": stop,
+        "stop_values": stop_forms.add_values(request.form if which == "stop" else None),
+        "stop_reasons": [(r, t.stop_reason(r)) for r in stop_forms.REASONS],
     }
     return render_template("console/entity.html", **context)

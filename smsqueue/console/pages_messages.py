@@ -14,6 +14,7 @@ from flask import Response, abort, redirect, render_template, request, url_for
 from werkzeug.datastructures import MultiDict
 
 import smsqueue.console.strings as t
+from smsqueue import jobs
 from smsqueue.auth import Principal
 from smsqueue.console import queries
 from smsqueue.console import session as console_session
@@ -36,6 +37,8 @@ class SearchForm:
     statuses: list[str]
     to: str | None = None
     reference: str | None = None
+    debtor: str | None = None
+    job: uuid.UUID | None = None
     ident: uuid.UUID | None = None
     entity: str | None = None
     after: datetime | None = None
@@ -48,7 +51,7 @@ class SearchForm:
 
 
 def read_form(args: MultiDict[str, str], zone: ZoneInfo) -> SearchForm:
-    names = ("to", "reference", "id", "entity", "after", "before")
+    names = ("to", "reference", "debtor", "job", "id", "entity", "after", "before")
     values = {n: (args.get(n) or "").strip()[:MAX_FIELD] for n in names}
     known = {s.value for s in Status}
     form = SearchForm(values, [s for s in args.getlist("status") if s in known])
@@ -58,7 +61,13 @@ def read_form(args: MultiDict[str, str], zone: ZoneInfo) -> SearchForm:
         except PhoneError:
             form.errors["to"] = t.invalid_phone
     form.reference = values["reference"] or None
+    form.debtor = values["debtor"] or None
     form.entity = values["entity"] or None
+    if values["job"]:
+        try:
+            form.job = uuid.UUID(values["job"])
+        except ValueError:
+            form.errors["job"] = t.invalid_job
     if values["id"]:
         try:
             form.ident = uuid.UUID(values["id"])
@@ -82,10 +91,12 @@ def message_filter(form: SearchForm, who: Principal, names: queries.Names) -> Me
         if entity_id is None:
             return None
         entity_ids = [entity_id]
+    elif form.job is not None:
+        entity_ids = None  # the caller has checked that the key may see the job: its messages are its own
     elif not who.is_admin:
         entity_ids = sorted(who.entity_ids)
-    elif form.to is not None or form.reference is not None:
-        # Every entity, spelled out: the number and reference indexes begin with the entity.
+    elif form.to is not None or form.reference is not None or form.debtor is not None:
+        # Every entity, spelled out: the number, reference and debtor indexes begin with the entity.
         entity_ids = sorted(names.entities)
     else:
         entity_ids = None
@@ -96,9 +107,16 @@ def message_filter(form: SearchForm, who: Principal, names: queries.Names) -> Me
         statuses=form.statuses,
         to=form.to,
         reference=form.reference,
+        debtor=form.debtor,
+        job_id=form.job,  # the job index (job_id, job_row) leads; another entity's job finds nothing
         created_after=form.after,
         created_before=form.before,
     )
+
+
+def _may_see_job(job_id: uuid.UUID, who: Principal) -> bool:
+    job = jobs.find(job_id)
+    return job is not None and who.may_use(job.legal_entity_id)
 
 
 def _row(r: Any, names: queries.Names) -> dict[str, Any]:
@@ -111,6 +129,7 @@ def _row(r: Any, names: queries.Names) -> dict[str, Any]:
         "status": r.status,
         "provider": names.provider_code(r.provider_id),
         "reference": r.reference,
+        "debtor": r.debtor,
         "text": text,
     }
 
@@ -141,6 +160,8 @@ def messages() -> Response | str:
     if found is not None:
         return redirect(url_for("console.message", message_id=str(found.id)))
     f = message_filter(form, who, names) if form.ident is None and not form.errors else None
+    if f is not None and form.job is not None and not _may_see_job(form.job, who):
+        f = None
     if f is not None:
         page, notice, info, cursor = _search(f, cursor)
         if page is not None:
@@ -207,6 +228,7 @@ def message(message_id: str) -> str:
         (t.label_segments, f"{row.segments}"),
         (t.label_encoding, row.encoding),
         (t.label_reference, row.reference),
+        (t.label_debtor, row.debtor),
         (t.label_recipient_timezone, row.recipient_timezone),
         (t.label_callback_url, row.callback_url),
     ]

@@ -107,7 +107,7 @@ def search(conn: Connection, f: MessageFilter, cursor: str | None, limit: int = 
     number nor a reference, a page therefore looks through the newest SCAN_ROWS messages of the range
     after the cursor at most, and its cursor goes on from where it stopped (fewer rows than a page,
     even none, with a next page, means: nothing more in that stretch)."""
-    if not f.statuses or f.to is not None or f.reference is not None:
+    if not f.statuses or any(v is not None for v in (f.to, f.reference, f.debtor, f.job_id)):
         return Found(message_search.newest_first(conn, message_search.conditions(f), cursor, limit))
     where = message_search.conditions(replace(f, statuses=()))
     if cursor is not None:

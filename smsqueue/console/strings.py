@@ -14,6 +14,7 @@ nav_messages = "Сообщения"
 nav_dashboard = "Сводка"
 nav_entities = "Организации"
 nav_providers = "Провайдеры"
+nav_jobs = "Рассылки"
 nav_settings = "Настройки"
 sign_out = "Выйти"
 skip_to_content = "Перейти к содержимому"
@@ -50,6 +51,9 @@ field_to = "Номер"
 field_to_hint = "В любом виде: +7 916 123-45-67, 89161234567"
 field_reference = "Ваш идентификатор (reference)"
 field_id = "ID сообщения"
+field_debtor = "Должник (debtor)"
+field_job = "ID рассылки"
+invalid_job = "Это не ID рассылки (UUID)."
 field_status = "Статус"
 field_entity = "Организация"
 field_after = "Создано после"
@@ -75,6 +79,7 @@ col_status = "Статус"
 col_provider = "Провайдер"
 col_reference = "Reference"
 col_text = "Текст"
+col_debtor = "Должник"
 
 # --- message page -------------------------------------------------------------------------------------
 message_title = "Сообщение"
@@ -101,6 +106,7 @@ label_valid_until = "Действительно до"
 label_recipient_timezone = "Пояс получателя"
 label_callback_url = "Адрес уведомлений"
 label_reference = "Reference"
+label_debtor = "Должник (debtor)"
 label_created = "Создано"
 label_updated = "Изменено"
 col_seq = "№"
@@ -204,6 +210,124 @@ add_none = "— не добавлять —"
 no_links = "Провайдеров нет: организация не может отправлять."
 provider_disabled_note = "провайдер выключен"
 
+stop_heading = "Стоп-лист"
+stop_lead = (
+    "Номера и должники, с которыми нельзя взаимодействовать (230-ФЗ, ст. 7 и 8): сообщение им отклоняется "
+    "при отправке, даже принятое раньше записи. У организаций одной группы лимитов стоп-лист общий."
+)
+stop_read_only = "Добавлять и убирать записи может ключ администратора."
+stop_filter = "Отбор"
+stop_filter_to = "Номер"
+stop_filter_debtor = "Должник"
+stop_filter_reason = "Причина"
+stop_any_reason = "Любая"
+stop_show = "Показать"
+stop_reset = "Все записи"
+stop_empty = "Записей нет."
+stop_add_heading = "Добавить в стоп-лист"
+stop_kind = "Что добавить"
+stop_kind_number = "номер"
+stop_kind_debtor = "должника (его ID у вас)"
+stop_value = "Номер или ID должника"
+stop_value_hint = "Номер в любом виде: +7 916 123-45-67; ID должника — как в поле debtor сообщений."
+stop_reason_label = "Причина"
+stop_note = "Примечание"
+stop_note_hint = "Например, как пришёл отказ."
+stop_document = "Документ"
+stop_document_hint = "Номер или ссылка на документ-основание."
+stop_until = "Действует до"
+stop_until_hint = "Пусто — бессрочно. По истечении запись остаётся в списке, но не действует."
+stop_add = "Добавить"
+stop_remove = "Убрать"
+stop_forever = "бессрочно"
+stop_active = "действует"
+stop_inactive = "истекла"
+saved_stop = "Запись стоп-листа сохранена (если она уже была — обновлена)."
+stop_removed = "Запись убрана из стоп-листа."
+stop_gone = "Этой записи уже нет в стоп-листе."
+stop_bad_key = "Неверная запись стоп-листа."
+stop_more = "Следующие записи"
+col_stop_key = "Номер или должник"
+col_stop_reason = "Причина"
+col_stop_note = "Примечание и документ"
+col_stop_until = "До"
+col_stop_state = "Состояние"
+col_stop_created = "Добавлена"
+STOP_REASONS: dict[str, str] = {
+    "refused": "отказ от взаимодействия (ст. 8)",
+    "representative_only": "только через представителя (ст. 8)",
+    "protected": "защищённое лицо (ст. 7 ч. 1)",
+    "wrong_number": "номер не должника",
+    "other": "другое",
+}
+
+# --- templates ----------------------------------------------------------------------------------------
+templates_title = "Шаблоны"
+templates_link = "Шаблоны сообщений"
+templates_lead = "Тексты с подстановками {name}; рассылка CSV подставляет в них столбцы с этими именами."
+templates_read_only = "Только просмотр: менять шаблоны может ключ администратора."
+back_to_entity = "← К организации"
+template_placeholders = "Подстановки"
+template_code = "Код"
+template_code_hint = "Строчные латинские буквы, цифры, - и _ (до 64); уникален в организации."
+template_text = "Текст"
+template_text_hint = "Подстановка — {имя_столбца}; {{ и }} — сами фигурные скобки."
+template_description = "Описание"
+template_add_heading = "Новый шаблон"
+template_add = "Добавить шаблон"
+template_delete = "Удалить"
+template_added = "Шаблон добавлен."
+template_changed = "Шаблон сохранён."
+template_deleted = "Шаблон удалён."
+template_duplicate = "У организации уже есть шаблон с этим кодом."
+no_templates = "Шаблонов нет."
+
+# --- jobs ---------------------------------------------------------------------------------------------
+jobs_title = "Рассылки из CSV"
+jobs_recent = "Последние рассылки"
+job_title = "Рассылка"
+back_to_jobs = "← К рассылкам"
+job_upload_heading = "Загрузить файл"
+job_upload_lead = (
+    "CSV в UTF-8 с заголовком: столбец to, затем text или подстановки шаблона; по желанию reference, "
+    "send_at, valid_until, recipient_timezone, debtor."
+)
+job_template = "Шаблон"
+job_template_hint = "Код шаблона организации; пусто — текст из столбца text."
+job_name = "Название"
+job_file = "Файл CSV"
+job_file_hint = "До 256 МиБ."
+job_upload = "Загрузить и начать"
+job_not_started = "Рассылка не начата: исправьте отмеченные поля."
+job_file_required = "Выберите файл."
+job_unknown_entity = "Такой организации нет среди ваших."
+job_too_large = "Файл слишком большой."
+job_progress = "Ход"
+job_counts = "принято {accepted}, с ошибками {invalid} из {rows}"
+job_rows = "Строк в файле"
+job_rows_unknown = "ещё считаются"
+job_accepted = "Принято"
+job_invalid = "С ошибками"
+job_started = "Начата"
+job_finished = "Закончена"
+job_messages = "Сообщения рассылки по статусам"
+job_auto_refresh = "Обновляется сама."
+job_errors_heading = "Строки с ошибками"
+job_errors_reload = "Пока рассылка идёт, список пополняется: обновите страницу."
+job_more_errors = "Показаны первые 200 ошибок; все — в GET /api/v1/jobs/{id}/errors."
+job_no_errors = "Ошибок нет."
+job_find_messages = "Сообщения этой рассылки"
+no_jobs = "Рассылок нет."
+col_row = "Строка"
+col_field = "Столбец"
+JOB_STATUSES: dict[str, str] = {
+    "pending": "ждёт начала",
+    "running": "идёт",
+    "done": "готова",
+    "canceled": "отменена",
+    "failed": "сбой",
+}
+
 # Codes of the API's field errors, as the forms show them next to the field.
 FIELD_ERRORS: dict[str, str] = {
     "required": "Обязательное поле.",
@@ -224,6 +348,16 @@ FIELD_ERRORS: dict[str, str] = {
     "invalid_timezone": "Такого часового пояса нет.",
     "invalid_inn": "Неверный ИНН.",
     "invalid_url": "Неверный адрес.",
+    "invalid_phone": "Номер не распознан.",
+    "invalid_datetime": "Укажите дату и время.",
+    "invalid_cursor": "Ссылка на страницу устарела.",
+    "invalid_template": "Неверный шаблон: фигурная скобка без пары или неверное имя подстановки.",
+    "invalid_csv": "Файл не подходит: нужен CSV в UTF-8 с заголовком и строками.",
+    "not_found": "Не найдено.",
+    "missing_variable": "Пустое значение подстановки.",
+    "unknown_variable": "В шаблоне нет такой подстановки.",
+    "duplicate_reference": "Этот reference уже был в файле.",
+    "too_many_fields": "Больше ячеек, чем столбцов.",
 }
 
 # --- providers ----------------------------------------------------------------------------------------
@@ -318,6 +452,14 @@ DETAIL_SOURCES: dict[str, str] = {
 def field_error(code: str, message: str) -> str:
     """An API field error as a form shows it: our words for its code, else the API's own message."""
     return FIELD_ERRORS.get(code, message)
+
+
+def stop_reason(code: str) -> str:
+    return STOP_REASONS.get(code, code)
+
+
+def job_status(code: str) -> str:
+    return JOB_STATUSES.get(code, code)
 
 
 def status(code: str | None) -> str:
