@@ -271,18 +271,14 @@ def _insert_postgres(conn: Connection, rows: list[dict[str, Any]]) -> list[int]:
 # From this many rows (a CSV job's batch; never an API request, at most 1000) messages go in by COPY:
 # no SQL text to build and parse per value, and each row's line is one f-string (a dict per row and a
 # conversion per value cost more than the database's work). Their pks are taken from the sequence
-# first, so the order of `items` is kept; the first events are made by the database from the rows, as
-# _INSERT_PG's do.
+# first, so that the events can name them and the order of `items` is kept.
 COPY_FROM = 2000
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 _NULL = "\\N"
-_EVENTS_FROM_ROWS = (
-    "INSERT INTO message_events (message_pk, seq, status, reason, at, detail, webhook_state, "
-    "webhook_next_at, webhook_attempts) SELECT pk, 1, status, NULL, created_at, NULL, "
-    f"CASE WHEN callback_url IS NULL THEN NULL ELSE '{WebhookState.PENDING.value}' END, "
-    "CASE WHEN callback_url IS NULL THEN NULL ELSE created_at END, 0 FROM messages "
-    "WHERE pk = ANY(%s::bigint[])"
-)
+_EVENT_COLUMNS = (
+    "message_pk", "seq", "status", "reason", "at", "detail", "webhook_state", "webhook_next_at",
+    "webhook_attempts",
+)  # fmt: skip
 
 
 _COPY_SPECIAL = re.compile(r"[\\\t\n\r]")
@@ -300,12 +296,15 @@ def _n(value: Any) -> str:
     return _NULL if value is None else value.isoformat() if isinstance(value, datetime) else str(value)
 
 
-def _copy_lines(pks: list[int], items: Sequence[NewMessage], at: datetime) -> tuple[str, list[Status]]:
-    """The rows as `_copy_postgres` sends them, in _MESSAGE_COLUMNS order after `pk` (what `_rows`
-    makes, column for column)."""
+def _copy_lines(pks: list[int], items: Sequence[NewMessage], at: datetime) -> tuple[str, str, list[Status]]:
+    """The rows and their first events as `_copy_postgres` sends them, in _MESSAGE_COLUMNS order after
+    `pk` and in _EVENT_COLUMNS order (what `_rows` and `_event_row` make, column for column)."""
     stamp = at.isoformat()
     ring = ring_after_grace(at).isoformat()
+    hooked = f"{WebhookState.PENDING.value}\t{stamp}"  # webhook_state, webhook_next_at
+    unhooked = f"{_NULL}\t{_NULL}"
     lines: list[str] = []
+    events: list[str] = []
     statuses: list[Status] = []
     for pk, item in zip(pks, items, strict=True):
         status = item.initial_status(at)
@@ -320,7 +319,11 @@ def _copy_lines(pks: list[int], items: Sequence[NewMessage], at: datetime) -> tu
             f"{_c(item.request_hash)}\t0\t{due}\t{ring if queued else _NULL}\t0\t1\t{stamp}\t{stamp}\t"
             f"{_c(item.template)}\t{_n(item.job_id)}\t{_n(item.job_row)}\n"
         )
-    return "".join(lines), statuses
+        events.append(
+            f"{pk}\t1\t{status.value}\t{_NULL}\t{stamp}\t{_NULL}\t"
+            f"{unhooked if item.callback_url is None else hooked}\t0\n"
+        )
+    return "".join(lines), "".join(events), statuses
 
 
 def _copy_postgres(conn: Connection, items: Sequence[NewMessage], at: datetime) -> list[Moved]:
@@ -338,11 +341,13 @@ def _copy_postgres(conn: Connection, items: Sequence[NewMessage], at: datetime) 
                 (len(items),),
             )
             pks = [pk for (pk,) in cursor.fetchall()]
-            text, statuses = _copy_lines(pks, items, at)
+            text, events, statuses = _copy_lines(pks, items, at)
             cursor.copy_expert(
                 f"COPY messages (pk, {', '.join(_MESSAGE_COLUMNS)}) FROM STDIN", io.StringIO(text)
             )
-            cursor.execute(_EVENTS_FROM_ROWS, (pks,))
+            cursor.copy_expert(
+                f"COPY message_events ({', '.join(_EVENT_COLUMNS)}) FROM STDIN", io.StringIO(events)
+            )
     except module.Error as error:  # as SQLAlchemy's own types (IntegrityError...), like any statement's
         raise exc.DBAPIError.instance(None, None, error, module.Error) from error
     return [Moved(pk, item.id, 1, status) for pk, status, item in zip(pks, statuses, items, strict=True)]
