@@ -9,6 +9,7 @@ import os
 import threading
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -104,12 +105,46 @@ def until_done(base: str, key: str, job_id: str, timeout: float = 1800) -> dict[
         time.sleep(0.25)
 
 
-def run_job(base: str, key: str, path: Path, web_pid: int, worker_pid: int) -> dict[str, Any]:
+def cpu_seconds(pids: list[int]) -> float:
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+        except OSError:
+            pass
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def run_job(
+    base: str, key: str, path: Path, web_pid: int, worker_pid: int, db_pids: Callable[[], list[int]]
+) -> dict[str, Any]:
+    """Also the CPU seconds the job worker and the database's backends used (a figure the machine's
+    other load changes far less than the wall clock)."""
     peaks = PeakRss({"web": web_pid, "worker": worker_pid})
+    worker_cpu = cpu_seconds(descendants(worker_pid))
+    backends = db_pids()
+    db_cpu = cpu_seconds(backends)
     started = time.perf_counter()
     job = post_file(base, key, path)
     posted = time.perf_counter() - started
     job = until_done(base, key, job["id"])
     elapsed = time.perf_counter() - started
     peak = peaks.close()
-    return {"job": job, "seconds": elapsed, "post_seconds": posted, "peak": peak}
+    worker_cpu = cpu_seconds(descendants(worker_pid)) - worker_cpu
+    # Backends of the whole run: those already there (the worker's pool) and those opened since.
+    later = [p for p in db_pids() if p not in backends]
+    db_cpu = cpu_seconds(backends) - db_cpu + cpu_seconds(later)
+    fetched = time.perf_counter()
+    api(f"{base}/api/v1/jobs/{job['id']}", key)
+    read = time.perf_counter() - fetched
+    return {
+        "job": job,
+        "seconds": elapsed,
+        "post_seconds": posted,
+        "peak": peak,
+        "worker_cpu": worker_cpu,
+        "db_cpu": db_cpu,
+        "get_seconds": read,
+    }

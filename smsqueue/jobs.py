@@ -17,7 +17,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import IO, Any
 
-from sqlalchemy import Connection, and_, func, insert, or_, select, update
+from sqlalchemy import Connection, String, and_, any_, bindparam, func, insert, or_, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import IntegrityError
 
 from smsqueue import ingest, job_files, job_rows, metrics
@@ -216,7 +217,7 @@ def _check_rows(lay: job_rows.Layout, batch: list[tuple[int, list[str]]]) -> _Ch
     prepared: list[ingest.Prepared] = []
     bad: list[tuple[int, FieldError]] = []
     for row, values in batch:
-        if not any(v.strip() for v in values):
+        if not "".join(values).strip():
             continue  # a blank line: not a row
         result = job_rows.prepare(values, row, lay)
         if isinstance(result, list):
@@ -289,12 +290,18 @@ def _drop_duplicate_references(
     refs = {p.new.reference for p in prepared if p.new.reference is not None}
     if not refs:
         return prepared
+    listed = sorted(refs)
     with transaction() as conn:
+        # On PostgreSQL one array parameter: an IN list of a batch's references costs SQLAlchemy more
+        # to render (a bind per value) than the database takes to answer.
+        among = (
+            m.reference == any_(bindparam("refs", listed, type_=ARRAY(String)))
+            if conn.dialect.name == "postgresql"
+            else m.reference.in_(listed)
+        )
         taken = set(
             conn.execute(
-                select(m.reference).where(
-                    m.legal_entity_id == lay.entity_id, m.reference.in_(sorted(refs)), m.job_id == lay.job_id
-                )
+                select(m.reference).where(m.legal_entity_id == lay.entity_id, among, m.job_id == lay.job_id)
             ).scalars()
         )
     kept: list[ingest.Prepared] = []

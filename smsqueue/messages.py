@@ -6,6 +6,7 @@ publish what a lost publish left behind.
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -171,13 +172,11 @@ def insert_messages(conn: Connection, items: Sequence[NewMessage], at: datetime 
     if not items:
         return []
     at = at or clock_now()
+    if conn.dialect.name == "postgresql" and len(items) >= COPY_FROM:
+        return _copy_postgres(conn, items, at)
     rows, statuses = _rows(items, at)
     if conn.dialect.name == "postgresql":
-        pks = (
-            _copy_postgres(conn, rows, statuses, items, at)
-            if len(rows) >= COPY_FROM
-            else _insert_postgres(conn, rows)
-        )
+        pks = _insert_postgres(conn, rows)
         return [Moved(pk, item.id, 1, status) for pk, status, item in zip(pks, statuses, items, strict=True)]
     if len(rows) == 1:
         pks = [conn.execute(insert(messages_t).returning(messages_t.c.pk), rows[0]).scalar_one()]
@@ -271,36 +270,65 @@ def _insert_postgres(conn: Connection, rows: list[dict[str, Any]]) -> list[int]:
     return [pks[str(r["id"])] for r in rows]
 
 
-# From this many rows (a CSV job's batch; never an API request, at most 1000) messages and events go in
-# by COPY: no SQL text to build and parse per value. Their pks are taken from the sequence first, so the
-# events can name them and the order of `items` is kept.
+# From this many rows (a CSV job's batch; never an API request, at most 1000) messages go in by COPY:
+# no SQL text to build and parse per value, and each row's line is one f-string (a dict per row and a
+# conversion per value cost more than the database's work). Their pks are taken from the sequence
+# first, so that the events can name them and the order of `items` is kept.
 COPY_FROM = 2000
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+_NULL = "\\N"
 _EVENT_COLUMNS = (
     "message_pk", "seq", "status", "reason", "at", "detail", "webhook_state", "webhook_next_at",
     "webhook_attempts",
 )  # fmt: skip
 
 
-def _copy_value(value: Any) -> str:
+_COPY_SPECIAL = re.compile(r"[\\\t\n\r]")
+
+
+def _c(value: str | None) -> str:
+    """A text value as COPY's text format writes it (translated only when it has what to escape)."""
     if value is None:
-        return "\\N"
-    if isinstance(value, str):
-        return value.translate(_COPY_ESCAPES)
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, bool):
-        return "t" if value else "f"
-    return str(value)  # ints, UUIDs
+        return _NULL
+    return value.translate(_COPY_ESCAPES) if _COPY_SPECIAL.search(value) else value
 
 
-def _copy_postgres(
-    conn: Connection,
-    rows: list[dict[str, Any]],
-    statuses: list[Status],
-    items: Sequence[NewMessage],
-    at: datetime,
-) -> list[int]:
+def _n(value: Any) -> str:
+    """A number, UUID or timestamp (nothing to escape) as COPY's text format writes it."""
+    return _NULL if value is None else value.isoformat() if isinstance(value, datetime) else str(value)
+
+
+def _copy_lines(pks: list[int], items: Sequence[NewMessage], at: datetime) -> tuple[str, str, list[Status]]:
+    """The rows and their first events as `_copy_postgres` sends them, in _MESSAGE_COLUMNS order after
+    `pk` and in _EVENT_COLUMNS order (what `_rows` and `_event_row` make, column for column)."""
+    stamp = at.isoformat()
+    ring = ring_after_grace(at).isoformat()
+    hooked = f"{WebhookState.PENDING.value}\t{stamp}"  # webhook_state, webhook_next_at
+    unhooked = f"{_NULL}\t{_NULL}"
+    lines: list[str] = []
+    events: list[str] = []
+    statuses: list[Status] = []
+    for pk, item in zip(pks, items, strict=True):
+        status = item.initial_status(at)
+        statuses.append(status)
+        queued = status is Status.QUEUED
+        due = stamp if queued else _due_at(status, item.send_at, item.valid_until, at).isoformat()
+        lines.append(
+            f"{pk}\t{item.id}\t{item.legal_entity_id}\t{_c(item.to)}\t{_c(item.text)}\t{_c(item.sender)}\t"
+            f"{_n(item.requested_provider_id)}\t{status.value}\t{_NULL}\t{item.segments}\t{_c(item.encoding)}\t"
+            f"{_n(item.send_at)}\t{_n(item.valid_until)}\t{_c(item.recipient_timezone)}\t"
+            f"{_c(item.callback_url)}\t{_c(item.reference)}\t{_c(item.debtor)}\t{_c(item.idempotency_key)}\t"
+            f"{_c(item.request_hash)}\t0\t{due}\t{ring if queued else _NULL}\t0\t1\t{stamp}\t{stamp}\t"
+            f"{_c(item.template)}\t{_n(item.job_id)}\t{_n(item.job_row)}\n"
+        )
+        events.append(
+            f"{pk}\t1\t{status.value}\t{_NULL}\t{stamp}\t{_NULL}\t"
+            f"{unhooked if item.callback_url is None else hooked}\t0\n"
+        )
+    return "".join(lines), "".join(events), statuses
+
+
+def _copy_postgres(conn: Connection, items: Sequence[NewMessage], at: datetime) -> list[Moved]:
     import io
 
     from sqlalchemy import exc
@@ -312,27 +340,19 @@ def _copy_postgres(
         with dbapi.cursor() as cursor:
             cursor.execute(
                 "SELECT nextval(pg_get_serial_sequence('messages', 'pk')) FROM generate_series(1, %s)",
-                (len(rows),),
+                (len(items),),
             )
             pks = [pk for (pk,) in cursor.fetchall()]
-            text = "".join(
-                f"{pk}\t" + "\t".join(_copy_value(r[c]) for c in _MESSAGE_COLUMNS) + "\n"
-                for pk, r in zip(pks, rows, strict=True)
-            )
+            text, events, statuses = _copy_lines(pks, items, at)
             cursor.copy_expert(
                 f"COPY messages (pk, {', '.join(_MESSAGE_COLUMNS)}) FROM STDIN", io.StringIO(text)
             )
-            events = (
-                _event_row(pk, 1, status, None, at, item.callback_url is not None, None)
-                for pk, status, item in zip(pks, statuses, items, strict=True)
-            )
-            text = "".join("\t".join(_copy_value(e[c]) for c in _EVENT_COLUMNS) + "\n" for e in events)
             cursor.copy_expert(
-                f"COPY message_events ({', '.join(_EVENT_COLUMNS)}) FROM STDIN", io.StringIO(text)
+                f"COPY message_events ({', '.join(_EVENT_COLUMNS)}) FROM STDIN", io.StringIO(events)
             )
     except module.Error as error:  # as SQLAlchemy's own types (IntegrityError...), like any statement's
         raise exc.DBAPIError.instance(None, None, error, module.Error) from error
-    return pks
+    return [Moved(pk, item.id, 1, status) for pk, status, item in zip(pks, statuses, items, strict=True)]
 
 
 def allowed_sources(to: Status, expected: Collection[Status] | None) -> list[str]:

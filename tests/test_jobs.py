@@ -5,6 +5,7 @@ quoted newlines and Cyrillic, duplicate references, cancel, the `job` filter. Ro
 from __future__ import annotations
 
 import io
+import uuid
 from datetime import timedelta
 
 import pytest
@@ -324,3 +325,79 @@ def test_rows_get_the_137_fz_identification_and_carry_their_debtor(client, facto
     else:
         assert got == {"loan-2": named}
         assert errors(client, headers, r.json["id"]) == [(2, "text", "missing_identification")]
+
+
+def test_rows_stored_by_copy_equal_rows_stored_by_insert_in_every_column(factory):
+    """The COPY path writes each row's line by hand: column for column, it must store what the
+    statement path (an API request's) stores, and the same first event."""
+    from datetime import timedelta
+
+    from sqlalchemy import select
+
+    from smsqueue.clock import now
+    from smsqueue.db import transaction
+    from smsqueue.messages import COPY_FROM, NewMessage, events_t, insert_messages, messages_t
+
+    entity = factory.entity(factory.provider())
+    at = now()
+    job = uuid.uuid4()
+
+    def item(row: int, **fields: object) -> NewMessage:
+        base = dict(
+            id=uuid.uuid4(),
+            legal_entity_id=entity.id,
+            to="+79161234567",
+            text="таб\tслэш\\N\nстрока",
+            segments=1,
+            encoding="UCS-2",
+            job_id=job,
+            job_row=row,
+        )
+        return NewMessage(**{**base, **fields})  # type: ignore[arg-type]
+
+    kinds = [
+        {},
+        dict(
+            sender="ACME",
+            send_at=at + timedelta(hours=1),
+            valid_until=at + timedelta(hours=2),
+            recipient_timezone="Europe/Moscow",
+            callback_url="https://example.test/hook",
+            reference="r\t1",
+            debtor="d-1",
+            idempotency_key="k",
+            request_hash="h",
+            template="tpl",
+        ),
+        dict(send_at=at + timedelta(hours=3), valid_until=at + timedelta(hours=2)),
+    ]
+    # Keys are unique per entity: each copied row with one has its own.
+    copied = [
+        item(i, **{**kinds[i % 3], "idempotency_key": f"k{i}" if i % 3 == 1 else None})
+        for i in range(COPY_FROM)
+    ]
+    single = [
+        item(COPY_FROM + i, **{**k, "idempotency_key": f"s{i}" if k else None}) for i, k in enumerate(kinds)
+    ]
+    with transaction() as conn:
+        by_copy = insert_messages(conn, copied, at)
+        by_insert = [insert_messages(conn, [s], at)[0] for s in single]
+    skip = {"pk", "id", "job_row", "change_seq", "idempotency_key"}
+    columns = [c for c in messages_t.c if c.name not in skip]
+    e = events_t.c
+    with transaction() as conn:
+
+        def stored(pk: int) -> tuple[object, ...]:
+            row = conn.execute(select(*columns).where(messages_t.c.pk == pk)).one()
+            ev = conn.execute(
+                select(e.seq, e.status, e.reason, e.at, e.detail, e.webhook_state, e.webhook_next_at).where(
+                    e.message_pk == pk
+                )
+            ).all()
+            return (*row, ev)
+
+        for i in range(len(kinds)):
+            assert stored(by_copy[i].pk) == stored(by_insert[i].pk)
+            assert by_copy[i].status == by_insert[i].status
+        keyed = conn.execute(select(messages_t.c.idempotency_key).where(messages_t.c.pk == by_copy[1].pk))
+        assert keyed.scalar_one() == "k1"
