@@ -319,7 +319,7 @@ def _copy_lines(pks: list[int], items: Sequence[NewMessage], at: datetime) -> tu
             f"{_n(item.send_at)}\t{_n(item.valid_until)}\t{_c(item.recipient_timezone)}\t"
             f"{_c(item.callback_url)}\t{_c(item.reference)}\t{_c(item.debtor)}\t{_c(item.idempotency_key)}\t"
             f"{_c(item.request_hash)}\t0\t{due}\t{ring if queued else _NULL}\t0\t1\t{stamp}\t{stamp}\t"
-            f"{_c(item.template)}\t{_n(item.job_id)}\t{_n(item.job_row)}\n"
+            f"{_c(item.template)}\t{_n(item.job_id)}\t{_n(item.job_row)}\t{_c(item.request_id)}\n"
         )
         events.append(
             f"{pk}\t1\t{status.value}\t{_NULL}\t{stamp}\t{_NULL}\t"
