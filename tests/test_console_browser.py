@@ -426,6 +426,7 @@ def test_add_a_stop_list_entry_and_see_a_validation_error(browser, world, shots)
 
 
 def test_upload_a_small_csv_job_and_watch_it_finish(browser, world, shots, processes, tmp_path):
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.support.ui import Select, WebDriverWait
 
     sign_in(browser, world["admin"])
@@ -443,12 +444,14 @@ def test_upload_a_small_csv_job_and_watch_it_finish(browser, world, shots, proce
     navigate(browser, upload.submit)
     assert heading(browser).startswith("Рассылка")
     status = lambda b: b.find_element(by("ID"), "job-status").text  # noqa: E731 - re-read: the part is replaced
-    assert status(browser) == "ждёт начала"  # no worker yet
+    # console.js replaces the part while it is read: a stale element is read again, not a failure.
+    patient = WebDriverWait(browser, 60, 0.2, ignored_exceptions=[StaleElementReferenceException])
+    patient.until(lambda b: status(b) == "ждёт начала")  # no worker yet
     shoot(browser, shots, "job-pending")
     processes.worker(queues="jobs", concurrency=1)  # the page is not reloaded: console.js fetches its part
-    WebDriverWait(browser, 60, 0.2).until(lambda b: status(b) == "готова")  # console.js reloads the part
-    assert browser.find_element(by("ID"), "job-accepted").text == "30"
-    assert browser.find_element(by("ID"), "job-invalid").text == "1"
+    patient.until(lambda b: status(b) == "готова")
+    patient.until(lambda b: b.find_element(by("ID"), "job-accepted").text == "30")
+    patient.until(lambda b: b.find_element(by("ID"), "job-invalid").text == "1")
     browser.refresh()
     errors = browser.find_element(by("CSS_SELECTOR"), "#errors-h + table").text
     assert "32" in errors and "Номер не распознан" in errors  # the header is row 1
