@@ -17,6 +17,7 @@ from smsqueue import ingest
 from smsqueue.errors import FieldCode, FieldError
 from smsqueue.ids import new_id
 from smsqueue.message_fields import (
+    MAX_DEBTOR,
     check_send_at,
     check_text,
     check_timezone,
@@ -34,7 +35,6 @@ DUPLICATE_REFERENCE = "duplicate_reference"
 OPTIONAL = ("reference", "debtor", "send_at", "valid_until", "recipient_timezone")
 KNOWN = ("to", "text", *OPTIONAL)
 MAX_REFERENCE = 128
-MAX_DEBTOR = 128  # as the API's `debtor` (api.schemas.Debtor)
 
 
 class HeaderProblem(ValueError):

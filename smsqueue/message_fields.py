@@ -16,6 +16,7 @@ from smsqueue.clock import now
 from smsqueue.errors import FieldCode
 
 MAX_TEXT = 1600
+MAX_DEBTOR = 128  # a debtor id (messages.debtor, the stop list's debtor entries)
 MAX_SCHEDULE_AHEAD = timedelta(days=30)
 
 

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, select
 
 from smsqueue import evidence, logs, pauses, ratelimit
 from smsqueue.clock import now
@@ -83,6 +83,7 @@ def claim_rows(conn: Connection, rows: list[Any], at: datetime, followups: Follo
         return []
     ctx = load_context(conn, (r.legal_entity_id for r in rows))
     probes: dict[int, int] = {}  # provider id -> the pk of the message sent as its probe
+    paused: list[tuple[int, dict[str, Any]]] = []  # rows waiting for a pause to end: their due times
     on_stop_list = _stop_listed(conn, ctx, rows, at)
     decided: list[evidence.Decided] = []
     candidates: list[tuple[Any, Link]] = []
@@ -111,11 +112,7 @@ def claim_rows(conn: Connection, rows: list[Any], at: datetime, followups: Follo
                 if row.valid_until is None
                 else min(choice.until, row.valid_until + DUE_TOLERANCE)
             )
-            conn.execute(
-                update(messages_t)
-                .where(m.pk == row.pk, m.status == Status.QUEUED.value)
-                .values(next_attempt_at=due, ring_at=due)
-            )
+            paused.append((row.pk, {"next_attempt_at": due, "ring_at": due}))
             continue
         if isinstance(choice, NoProvider):
             transition(
@@ -131,6 +128,7 @@ def claim_rows(conn: Connection, rows: list[Any], at: datetime, followups: Follo
                 decided.append(evidence.Decided(row.pk, evidence.REJECTED, [str(choice.reason)]))
             continue
         candidates.append((row, choice))
+    set_each(conn, paused, Status.QUEUED)  # one statement for the batch's paused ones
     admitted = _take_tokens(conn, candidates, at, followups)
     seen: dict[int, dict[str, int]] = {}
     decisions = policy.decide_many(

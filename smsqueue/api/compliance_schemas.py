@@ -11,7 +11,7 @@ from pydantic_core import PydanticCustomError
 
 from smsqueue.api.schemas import EventOut, MessageIn, Strict, Timestamp
 from smsqueue.errors import FieldCode
-from smsqueue.rules.stop_list import MAX_DEBTOR
+from smsqueue.message_fields import MAX_DEBTOR
 
 StopReason = Literal["refused", "representative_only", "protected", "wrong_number", "other"]
 MAX_NOTE = 2000

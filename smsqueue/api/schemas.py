@@ -20,6 +20,7 @@ from pydantic_core import PydanticCustomError
 
 from smsqueue.errors import FieldCode, FieldError
 from smsqueue.message_fields import (  # noqa: F401 - the API's models and views take them from here too
+    MAX_DEBTOR,
     MAX_SCHEDULE_AHEAD,
     MAX_TEXT,
     check_send_at,
@@ -50,7 +51,7 @@ def check_url(value: str | None) -> str | None:
 IanaZone = Annotated[str, Field(max_length=64, examples=["Europe/Moscow"]), AfterValidator(check_timezone)]
 CallbackUrl = Annotated[str, Field(max_length=2048), AfterValidator(check_url)]
 # The caller's id of a person (230-FZ counts per person): any text, compared exactly (case and spaces kept).
-Debtor = Annotated[str, Field(min_length=1, max_length=128, examples=["loan-2024-0001"])]
+Debtor = Annotated[str, Field(min_length=1, max_length=MAX_DEBTOR, examples=["loan-2024-0001"])]
 DEBTOR_DOC = (
     "The caller's id of the person the message is about, 1 to 128 characters, compared exactly. 230-FZ "
     "counts then apply to that person across all of their numbers (per limit scope: the entity, or its "

@@ -28,10 +28,10 @@ from smsqueue.api.spec import route
 from smsqueue.clock import iso, now
 from smsqueue.db import session_scope
 from smsqueue.errors import FieldCode, FieldError, not_found, validation_error
+from smsqueue.message_fields import MAX_DEBTOR
 from smsqueue.message_search import b64, invalid_cursor, unb64
 from smsqueue.phones import PhoneError, normalize_phone
 from smsqueue.rules import stop_list
-from smsqueue.rules.stop_list import MAX_DEBTOR
 
 bp = Blueprint("stop_list", __name__)
 LIST = f"{BASE}/<code>/stop-list"

@@ -23,6 +23,7 @@ from sqlalchemy.exc import IntegrityError
 
 from smsqueue.models.compliance import STOP_REASONS, StopListEntry
 from smsqueue.rules import audit
+from smsqueue.rules.subjects import entity_scope, scope_of
 
 entries_t = StopListEntry.__table__
 s = entries_t.c
@@ -30,25 +31,17 @@ s = entries_t.c
 NUMBER = "number"
 DEBTOR = "debtor"
 REASONS = STOP_REASONS
-MAX_DEBTOR = 128
 EDITABLE = ("reason", "note", "document", "until")
 
 
 # --- whose list -----------------------------------------------------------------------------------------
 
 
-def limit_group_of(entity: Any) -> str | None:
-    """The entity's `fz.limit_group` (the counting half of issue 10 adds the column): None until then."""
-    group = getattr(entity, "fz_limit_group", None)
-    return group or None
-
-
 def scopes_of(entity: Any) -> tuple[str, ...]:
-    """The scopes of an entity's stop list, the one new entries go to first: its limit group's, then its
-    own (entries made before it joined the group); its own alone when it has no group."""
-    own = f"e:{entity.id}"
-    group = limit_group_of(entity)
-    return (f"g:{group}", own) if group else (own,)
+    """The scopes of an entity's stop list, the one new entries go to first: its limit scope (its limit
+    group's, as its counts), then its own (entries made before it joined the group)."""
+    scope, own = scope_of(entity), entity_scope(entity.id)
+    return (scope, own) if scope != own else (own,)
 
 
 # --- reading --------------------------------------------------------------------------------------------

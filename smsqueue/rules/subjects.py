@@ -29,10 +29,15 @@ def valid_limit_group(name: str) -> bool:
 Subject = tuple[str, str]  # (scope, subject)
 
 
+def entity_scope(entity_id: int) -> str:
+    """The scope of an entity counting alone (and of the stop-list entries made for it alone)."""
+    return f"e:{entity_id}"
+
+
 def scope_of(entity: Any) -> str:
     """The limit scope of a `legal_entities` row (or the ORM object)."""
     group = entity.fz_limit_group
-    return f"g:{group}" if group else f"e:{entity.id}"
+    return f"g:{group}" if group else entity_scope(entity.id)
 
 
 def debtor_subject(debtor: str) -> str:
