@@ -298,9 +298,11 @@ def test_keyboard_alone_signs_in_and_searches(browser, world):
     seed_message(world["acme"], to="+79165550000")
     browser.get(browser.base + "/console/sign-in")
     active = browser.switch_to.active_element
-    active.send_keys(world["admin"], Keys.ENTER)  # the key field has the focus; Enter submits
+    # The key field has the focus; Enter submits (and the next page is waited for, as after a click).
+    navigate(browser, lambda: active.send_keys(world["admin"], Keys.ENTER))
     assert heading(browser) == "Поиск сообщений"
-    browser.switch_to.active_element.send_keys("+7 916 555-00-00", Keys.ENTER)  # the number field
+    number = browser.switch_to.active_element  # the number field
+    navigate(browser, lambda: number.send_keys("+7 916 555-00-00", Keys.ENTER))
     assert "+79165550000" in browser.find_element(by("CSS_SELECTOR"), "table.list").text
 
 
