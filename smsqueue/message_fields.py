@@ -5,7 +5,7 @@ field error code, so a model's validator and a row's check report the same code 
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from functools import cache
 from typing import Any
 from zoneinfo import available_timezones
@@ -24,7 +24,9 @@ MAX_SCHEDULE_AHEAD = timedelta(days=30)
 
 
 def parse_timestamp(value: Any) -> datetime:
-    """ISO-8601 with an offset, as a string; nothing else (no bare numbers, no naive times)."""
+    """ISO-8601 with an offset, as a string; nothing else (no bare numbers, no naive times). Returned
+    in UTC: the offset only says which instant is meant, and PostgreSQL refuses offsets beyond ±15:59
+    that Python accepts (up to ±23:59), so a time is normalised before it goes anywhere."""
     if isinstance(value, datetime):
         parsed = value
     elif isinstance(value, str):
@@ -38,7 +40,10 @@ def parse_timestamp(value: Any) -> datetime:
         raise PydanticCustomError(FieldCode.INVALID_DATETIME, "must be an ISO-8601 string")
     if parsed.tzinfo is None or parsed.utcoffset() is None:
         raise PydanticCustomError(FieldCode.INVALID_DATETIME, "must have a UTC offset, e.g. Z or +03:00")
-    return parsed
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:  # e.g. 9999-12-31T23:00-05:00 is after the last instant Python holds
+        raise PydanticCustomError(FieldCode.INVALID_DATETIME, "out of the range of dates") from None
 
 
 @cache

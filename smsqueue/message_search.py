@@ -11,7 +11,7 @@ import binascii
 import json
 from collections.abc import Collection
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, and_, or_, select
@@ -41,6 +41,23 @@ def invalid_cursor(message: str = "not a cursor from this listing") -> ApiError:
     return validation_error([FieldError("cursor", FieldCode.INVALID_CURSOR, message)])
 
 
+MAX_PK = 2**63 - 1  # a cursor's row id goes into a bigint comparison
+
+
+def cursor_time(at: Any) -> datetime:
+    """A cursor's time, in UTC. ValueError unless it is an ISO time with an offset PostgreSQL can take
+    (a forged cursor may carry -22:33, which Python reads and PostgreSQL refuses)."""
+    if not isinstance(at, str):
+        raise ValueError
+    when = datetime.fromisoformat(at)
+    if when.tzinfo is None:
+        raise ValueError
+    try:
+        return when.astimezone(UTC)
+    except OverflowError:
+        raise ValueError from None
+
+
 def encode_cursor(mode: str, at: datetime, pk: int) -> str:
     return b64([mode, at.isoformat(), pk])
 
@@ -54,12 +71,9 @@ def decode_cursor(cursor: str, mode: str) -> tuple[datetime, int]:
         raise invalid_cursor("a cursor of an updated_after listing: send updated_after with it")
     try:
         kind, at, pk = value
-        if kind != mode or not isinstance(pk, int):
+        if kind != mode or type(pk) is not int or not 0 <= pk <= MAX_PK:
             raise ValueError
-        when = datetime.fromisoformat(at)
-        if when.tzinfo is None:
-            raise ValueError
-        return when, pk
+        return cursor_time(at), pk
     except (ValueError, TypeError):
         raise invalid_cursor() from None
 

@@ -3,6 +3,7 @@ isolation and every kind of bad input of API.md (each its status and code, never
 
 from __future__ import annotations
 
+import base64
 import json
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
@@ -240,6 +241,7 @@ def test_send_at_in_the_past_is_422(client, headers):
         ("send_at", "2030-01-01T10:00:00", "invalid_datetime"),
         ("send_at", 1893456000, "invalid_datetime"),
         ("valid_until", "2001-01-01T00:00:00Z", "in_past"),
+        ("valid_until", "9999-12-31T23:00:00-05:00", "invalid_datetime"),  # past Python's last year
         ("recipient_timezone", "Mars/Olympus", "invalid_timezone"),
         ("callback_url", "ftp://example.com/x", "invalid_url"),
         ("callback_url", "not a url", "invalid_url"),
@@ -262,6 +264,14 @@ def test_send_at_more_than_30_days_ahead_is_422(client, headers):
         post(client, headers, {"to": PHONE, "text": "x", "send_at": far}), 422, "validation_error"
     )
     assert field_codes(body) == {"send_at": "too_far_ahead"}
+
+
+def test_an_offset_postgresql_cannot_store_is_normalised_to_utc(client, headers):
+    # Python reads offsets up to ±23:59, PostgreSQL stores at most ±15:59 (schemathesis found the 500).
+    response = post(client, headers, {"to": PHONE, "text": "x", "valid_until": "6655-08-03T06:12:15-22:33"})
+    assert response.status_code == 202, response.get_data(as_text=True)
+    message = client.get(f"/api/v1/messages/{response.get_json()['id']}", headers=headers).get_json()
+    assert datetime.fromisoformat(message["valid_until"]) == datetime(6655, 8, 4, 4, 45, 15, tzinfo=UTC)
 
 
 def test_valid_until_before_send_at_is_422(client, headers):
@@ -630,3 +640,36 @@ def test_an_oversized_chunked_body_is_413_too(app, headers):
             environ_overrides={"wsgi.input_terminated": True},
         )
     assert r.status_code == 202
+
+
+def _forged(value) -> str:
+    return base64.urlsafe_b64encode(json.dumps(value).encode()).decode().rstrip("=")
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "status"),
+    [
+        # an offset Python reads and PostgreSQL refuses: the instant is a fine place to start from
+        ("/api/v1/messages", ["c", "2026-01-01T00:00:00-22:33", 1], 200),
+        ("/api/v1/jobs", ["j", "2026-01-01T00:00:00-22:33", 1], 200),
+        # a row id beyond bigint or below zero, a time before year 1 in UTC, JSON's Infinity
+        ("/api/v1/messages", ["c", "2026-01-01T00:00:00Z", 2**70], 422),
+        ("/api/v1/messages", ["c", "0001-01-01T00:00:00+01:00", 1], 422),
+        ("/api/v1/jobs", ["j", "2026-01-01T00:00:00Z", -1], 422),
+        ("/api/v1/legal-entities/acme/stop-list", ["s", 2**70], 422),
+        ("/api/v1/audit", 2**70, 422),
+        ("/api/v1/audit", float("inf"), 422),
+    ],
+)
+def test_a_forged_cursor_is_read_or_refused_never_500(client, factory, acme, path, value, status):
+    from smsqueue.api.stop_list import CURSOR_KIND
+
+    if path.endswith("stop-list"):
+        value = [CURSOR_KIND, *value[1:]]
+    response = client.get(path, query_string={"cursor": _forged(value)}, headers=factory.headers())
+    if status == 200:
+        assert response.status_code == 200, response.data
+        assert response.json["items"] == []
+    else:
+        body = assert_problem(response, 422, "validation_error")
+        assert field_codes(body) == {"cursor": "invalid_cursor"}

@@ -45,6 +45,9 @@ list and cancel their entities' messages (anything else is 403; another entity's
 **Errors**: every 4xx/5xx is `application/problem+json` (RFC 9457) with a stable `code`; a 422 lists
 every invalid field in `errors`. A 503 (database or broker unreachable) comes with `Retry-After`.
 
+**Times**: ISO-8601 with an offset (`Z`, `+03:00`); any offset ISO allows is read (up to ±23:59) and the
+instant is kept in UTC, so answers give times in UTC whatever offset was sent.
+
 **Status webhooks** (see `webhooks` below): one POST per status a message takes, signed with the
 entity's webhook secret.
 """
