@@ -134,12 +134,15 @@ def _thread_connection(engine: Engine) -> Any:
         fairy = engine.raw_connection()
         fairy.detach()
         dbapi = fairy.dbapi_connection
+        dbapi.rollback()  # the pool's connect-time settings may have left a transaction open
+        # Autocommit: each statement is its own transaction, one round trip (psycopg2 otherwise sends
+        # BEGIN before it and COMMIT after: three, and twice the database's protocol work).
+        dbapi.autocommit = True
         _raw.connection, _raw.pid, _raw.engine = dbapi, os.getpid(), engine
         if prepared_statements():
             with dbapi.cursor() as cursor:
                 for name, sql in PREPARED.items():
                     cursor.execute(f"PREPARE {name} AS {sql}")
-            dbapi.commit()
     return dbapi
 
 
@@ -152,11 +155,12 @@ def _drop_thread_connection() -> None:
 
 
 @contextmanager
-def raw_transaction() -> Iterator[Any]:
-    """A DB-API cursor in a transaction, for the few hot statements where SQLAlchemy's machinery costs
-    more than the statement (accepting a message). PostgreSQL only. Driver errors come out as
-    SQLAlchemy's (so the API's handlers and retries see the usual types), and a connection found dead
-    is dropped (the next transaction opens a new one)."""
+def raw_statement() -> Iterator[Any]:
+    """A DB-API cursor for ONE statement, which is its own transaction (autocommit: atomic and committed,
+    durably, when execute returns), for the hot statement where SQLAlchemy's machinery costs more than
+    the statement (accepting messages: one statement inserts them and their first events). PostgreSQL
+    only. Driver errors come out as SQLAlchemy's (so the API's handlers and retries see the usual
+    types), and a connection found dead is dropped (the next statement opens a new one)."""
     from sqlalchemy import exc
 
     engine = get_engine()
@@ -171,20 +175,13 @@ def raw_transaction() -> Iterator[Any]:
     try:
         with connection.cursor() as cursor:
             yield cursor
-        connection.commit()
     except dbapi_module.Error as error:
-        with suppress(Exception):
-            connection.rollback()
         gone = bool(connection.closed) or engine.dialect.is_disconnect(error, connection, None)
         if gone:
             _drop_thread_connection()
         raise exc.DBAPIError.instance(
             None, None, error, dbapi_module.Error, connection_invalidated=gone
         ) from error
-    except BaseException:
-        with suppress(Exception):
-            connection.rollback()
-        raise
 
 
 @contextmanager

@@ -18,7 +18,7 @@ from sqlalchemy import Connection, select, tuple_
 from sqlalchemy.exc import IntegrityError
 
 from smsqueue.clock import now
-from smsqueue.db import is_postgres, raw_transaction, transaction
+from smsqueue.db import is_postgres, raw_statement, transaction
 from smsqueue.errors import FieldError
 from smsqueue.message_fields import check_text
 from smsqueue.messages import Moved, NewMessage, insert_messages, insert_messages_raw, messages_t
@@ -79,7 +79,7 @@ def store(
     at = at or now()
     if also is None and is_postgres() and all(p.key is None for p in items):
         # No idempotency keys to look up: the hot path, one statement on a bare cursor.
-        with raw_transaction() as cursor:
+        with raw_statement() as cursor:
             moved = insert_messages_raw(cursor, [p.new for p in items], at)
         return [Stored(mv.pk, mv.id, mv.status, False) for mv in moved]
     try:

@@ -216,7 +216,7 @@ _EXECUTE_ONE = f"EXECUTE {_INSERT_ONE} ({', '.join(['%s'] * len(_MESSAGE_COLUMNS
 
 
 def insert_messages_raw(cursor: Any, items: Sequence[NewMessage], at: datetime) -> list[Moved]:
-    """`insert_messages` on PostgreSQL through a DB-API cursor (see db.raw_transaction): one message
+    """`insert_messages` on PostgreSQL through a DB-API cursor (see db.raw_statement): one message
     through the statement prepared on the connection, several in one multi-row statement."""
     if not items:
         return []
