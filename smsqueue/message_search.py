@@ -45,8 +45,8 @@ MAX_PK = 2**63 - 1  # a cursor's row id goes into a bigint comparison
 
 
 def cursor_time(at: Any) -> datetime:
-    """A cursor's time, in UTC. ValueError unless it is an ISO time with an offset PostgreSQL can take
-    (a forged cursor may carry -22:33, which Python reads and PostgreSQL refuses)."""
+    """A cursor's time, in UTC. ValueError unless it is an ISO time with an offset. In UTC because a
+    forged cursor may carry an offset such as -22:33, which Python reads and PostgreSQL refuses."""
     if not isinstance(at, str):
         raise ValueError
     when = datetime.fromisoformat(at)
