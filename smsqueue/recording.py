@@ -43,9 +43,8 @@ def backoff(attempt: int, retry_after: float | None = None) -> float:
     return max(delay, retry_after or 0.0)
 
 
-def record(
-    conn: Connection, calls: Sequence[CallResult], ctx: Context, at: datetime, followups: Followups
-) -> None:
+def record(conn: Connection, calls: Sequence[CallResult], at: datetime, followups: Followups) -> None:
+    """Step 3: what the calls came to, in the caller's transaction."""
     sent = [o for o in calls if o.result is not None]
     record_sent_many(
         conn,
@@ -54,6 +53,7 @@ def record(
         senders={o.claimed.message.pk: o.claimed.sender for o in sent},
     )
     _pause_or_resume(conn, calls, at)
+    ctx: Context | None = None  # read only when a failure needs the next provider: most batches have none
     for call in calls:
         if call.result is not None:
             continue
@@ -61,6 +61,10 @@ def record(
             record_ambiguous(conn, call, at)
         else:
             assert call.error is not None
+            if ctx is None:
+                ctx = load_context(
+                    conn, (c.claimed.message.legal_entity_id for c in calls if c.result is None)
+                )
             record_failure(
                 conn,
                 call.claimed.message,

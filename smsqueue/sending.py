@@ -323,8 +323,7 @@ def _send(lock: Any) -> Followups:
     _learn_call_seconds(results)
     at = now()
     with transaction() as conn:
-        ctx = load_context(conn, (o.claimed.message.legal_entity_id for o in results))
-        record(conn, results, ctx, at, followups)
+        record(conn, results, at, followups)
     return followups
 
 

@@ -4,6 +4,7 @@ version (a PATCH of the provider makes a new one), each with its own keep-alive 
 from __future__ import annotations
 
 import threading
+from functools import lru_cache
 from typing import Any
 
 from smsqueue.crypto import decrypt, decrypt_json
@@ -36,5 +37,11 @@ def client_of(row: Any) -> ProviderClient:
 
 
 def callback_token_of(row: Any) -> str:
-    """The token in clear that the provider's delivery-report URL must carry."""
-    return decrypt(row.callback_token)
+    """The token in clear that the provider's delivery-report URL must carry. Decrypted once per stored
+    ciphertext (a Fernet decryption on every send was 3% of a worker's CPU at low rates)."""
+    return _callback_token(row.id, row.callback_token)
+
+
+@lru_cache(maxsize=1024)
+def _callback_token(provider_id: int, ciphertext: str) -> str:
+    return decrypt(ciphertext)
