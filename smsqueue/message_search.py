@@ -11,13 +11,14 @@ import binascii
 import json
 from collections.abc import Collection
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, and_, or_, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from smsqueue.errors import ApiError, FieldCode, FieldError, validation_error
+from smsqueue.message_fields import parse_timestamp
 from smsqueue.messages import messages_t
 
 m = messages_t.c
@@ -41,21 +42,20 @@ def invalid_cursor(message: str = "not a cursor from this listing") -> ApiError:
     return validation_error([FieldError("cursor", FieldCode.INVALID_CURSOR, message)])
 
 
-MAX_PK = 2**63 - 1  # a cursor's row id goes into a bigint comparison
+BIGINT_MAX = 2**63 - 1
+
+
+def is_cursor_int(value: Any) -> bool:
+    """Whether a cursor's number (a row id, a change position) can go into a bigint comparison: a
+    forged cursor may carry a float, a bool, a negative number or one beyond bigint."""
+    return type(value) is int and 0 <= value <= BIGINT_MAX
 
 
 def cursor_time(at: Any) -> datetime:
-    """A cursor's time, in UTC. ValueError unless it is an ISO time with an offset. In UTC because a
-    forged cursor may carry an offset such as -22:33, which Python reads and PostgreSQL refuses."""
+    """A cursor's time, read as any time of the API (parse_timestamp: in UTC). ValueError otherwise."""
     if not isinstance(at, str):
         raise ValueError
-    when = datetime.fromisoformat(at)
-    if when.tzinfo is None:
-        raise ValueError
-    try:
-        return when.astimezone(UTC)
-    except OverflowError:
-        raise ValueError from None
+    return parse_timestamp(at)  # its error is a ValueError too
 
 
 def encode_cursor(mode: str, at: datetime, pk: int) -> str:
@@ -71,7 +71,7 @@ def decode_cursor(cursor: str, mode: str) -> tuple[datetime, int]:
         raise invalid_cursor("a cursor of an updated_after listing: send updated_after with it")
     try:
         kind, at, pk = value
-        if kind != mode or type(pk) is not int or not 0 <= pk <= MAX_PK:
+        if kind != mode or not is_cursor_int(pk):
             raise ValueError
         return cursor_time(at), pk
     except (ValueError, TypeError):

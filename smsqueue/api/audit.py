@@ -14,7 +14,7 @@ from smsqueue.api.schemas import ProblemOut, Strict, Timestamp
 from smsqueue.api.spec import route
 from smsqueue.clock import iso
 from smsqueue.db import session_scope
-from smsqueue.message_search import MAX_PK, b64, invalid_cursor, unb64
+from smsqueue.message_search import b64, invalid_cursor, is_cursor_int, unb64
 from smsqueue.models import AuditEntry
 
 bp = Blueprint("audit", __name__)
@@ -88,7 +88,7 @@ def list_audit() -> Response:
             last = unb64(query.cursor)
         except (ValueError, TypeError, UnicodeDecodeError):
             raise invalid_cursor() from None
-        if type(last) is not int or not 0 <= last <= MAX_PK:  # JSON may say Infinity or 1e999
+        if not is_cursor_int(last):  # JSON may say Infinity or 1e999
             raise invalid_cursor()
         stmt = stmt.where(AuditEntry.id < last)
     with session_scope() as session:

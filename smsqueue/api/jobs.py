@@ -19,7 +19,7 @@ from smsqueue.api.spec import route
 from smsqueue.auth import Principal
 from smsqueue.clock import iso
 from smsqueue.errors import ApiError, Code, FieldCode, FieldError, not_found, validation_error
-from smsqueue.message_search import MAX_PK, b64, cursor_time, invalid_cursor, unb64
+from smsqueue.message_search import b64, cursor_time, invalid_cursor, is_cursor_int, unb64
 from smsqueue.statuses import JobStatus
 from smsqueue.tasks.doorbell import ring_job
 
@@ -297,7 +297,7 @@ def list_jobs() -> Response:
     if q.cursor is not None:
         at, pk = _decode(q.cursor, "j", (str, int))
         try:
-            if not 0 <= pk <= MAX_PK:
+            if not is_cursor_int(pk):
                 raise ValueError
             after = (cursor_time(at), pk)
         except ValueError:

@@ -31,7 +31,15 @@ from smsqueue.clock import iso, now
 from smsqueue.db import transaction
 from smsqueue.errors import ApiError, Code, FieldCode, FieldError, not_found, problem, validation_error
 from smsqueue.ids import new_id
-from smsqueue.message_search import CHANGES, MessageFilter, b64, invalid_cursor, unb64
+from smsqueue.message_search import (
+    BIGINT_MAX,
+    CHANGES,
+    MessageFilter,
+    b64,
+    invalid_cursor,
+    is_cursor_int,
+    unb64,
+)
 from smsqueue.messages import NewMessage, NotCancelable, cancel, events_of, messages_t
 from smsqueue.rules import identification
 from smsqueue.segments import count_segments
@@ -446,8 +454,6 @@ def is_change_cursor(cursor: str | None) -> bool:
 # The cursor is the position of the last change listed; `updated_after` stays a filter on updated_at (a
 # poller sends it again with every cursor; without it a changes cursor is refused as invalid).
 
-_TOP = 2**63 - 1
-
 
 def encode_change_cursor(position: int, pk: int) -> str:
     return b64([CHANGES, position, pk])
@@ -458,7 +464,7 @@ def decode_change_cursor(cursor: str) -> tuple[int, int]:
         kind, position, pk = unb64(cursor)
     except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
         raise invalid_cursor() from None
-    if kind != CHANGES or not all(type(x) is int and 0 <= x <= _TOP for x in (position, pk)):
+    if kind != CHANGES or not (is_cursor_int(position) and is_cursor_int(pk)):
         raise invalid_cursor()
     return position, pk
 
@@ -483,7 +489,7 @@ def _first_position(conn: Any, updated_after: datetime, horizon: int | None) -> 
     if lowest is not None:
         return lowest, 0
     # SQLite: every committed position is final, and none changed after updated_after: start past them.
-    return conn.execute(select(func.coalesce(func.max(m.change_seq), 0))).scalar_one(), _TOP
+    return conn.execute(select(func.coalesce(func.max(m.change_seq), 0))).scalar_one(), BIGINT_MAX
 
 
 @route(

@@ -29,7 +29,7 @@ from smsqueue.clock import iso, now
 from smsqueue.db import session_scope
 from smsqueue.errors import FieldCode, FieldError, not_found, validation_error
 from smsqueue.message_fields import MAX_DEBTOR
-from smsqueue.message_search import MAX_PK, b64, invalid_cursor, unb64
+from smsqueue.message_search import b64, invalid_cursor, is_cursor_int, unb64
 from smsqueue.phones import PhoneError, normalize_phone
 from smsqueue.rules import stop_list
 
@@ -146,7 +146,7 @@ def decode_cursor(cursor: str) -> int:
         kind, last = unb64(cursor)
     except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
         raise invalid_cursor() from None
-    if kind != CURSOR_KIND or type(last) is not int or not 0 <= last <= MAX_PK:
+    if kind != CURSOR_KIND or not is_cursor_int(last):
         raise invalid_cursor()
     return last
 
