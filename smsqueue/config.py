@@ -84,6 +84,8 @@ class Settings:
     # CSV jobs: rows per transaction, and how long a worker's hold on a job lasts unless renewed (each
     # batch renews it; a job whose hold ran out is resumed by the sweep on another worker)
     job_batch_rows: int = 5000
+    # batches stored at once by a job's runner, each on its own connection (they commit in row order)
+    job_writers: int = 2
     job_lease_seconds: float = 30.0
     # retention (smsqueue.retention)
     purge_interval: float = 60.0  # how often the beat starts a purge run
@@ -137,6 +139,7 @@ def load_settings() -> Settings:
         webhook_breaker_threshold=_int("SMSQUEUE_WEBHOOK_BREAKER_THRESHOLD", 3),
         webhook_secret_grace=_float("SMSQUEUE_WEBHOOK_SECRET_GRACE_SECONDS", 24 * 3600.0),
         job_batch_rows=_int("SMSQUEUE_JOB_BATCH_ROWS", 5000),
+        job_writers=_int("SMSQUEUE_JOB_WRITERS", 2),
         job_lease_seconds=_float("SMSQUEUE_JOB_LEASE_SECONDS", 30.0),
         purge_interval=_float("SMSQUEUE_PURGE_INTERVAL", 60.0),
         purge_batch=_int("SMSQUEUE_PURGE_BATCH", 500),

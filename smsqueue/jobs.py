@@ -4,24 +4,27 @@ Running is a loop of transactions, each taking the next `job_batch_rows` records
 messages (through `ingest.store`, the batch API's path), their errors and the job's progress are
 committed together, so a job whose worker dies resumes exactly after its last committed batch; the
 progress is a compare-and-set on `next_row` and each row's message is unique per (job, row), so no row
-is ever stored twice, even by two workers. No Celery here: `run` yields the pks to ring.
+is ever stored twice, even by two workers. Several batches are stored at once (`job_writers`), each
+recording the progress only after the one before it, so they commit in row order. No Celery here:
+`run` yields the pks to ring.
 """
 
 from __future__ import annotations
 
 import csv
 import logging
+import threading
 import uuid
+from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import IO, Any
 
-from sqlalchemy import Connection, String, and_, any_, bindparam, func, insert, or_, select, update
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import Connection, and_, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from smsqueue import ingest, job_files, job_rows, metrics
+from smsqueue import ingest, job_files, job_refs, job_rows, metrics
 from smsqueue.clock import now
 from smsqueue.config import settings
 from smsqueue.db import transaction
@@ -152,12 +155,18 @@ def due_for_resume(at: datetime | None = None) -> list[int]:
         )
 
 
-class _Progress:
-    def __init__(self, job: Any) -> None:
-        self.job = job
-        self.next_row = job.next_row
-        self.accepted = job.accepted
-        self.invalid = job.invalid
+class _Batch:
+    """One batch's place in the job: the rows before it and up to its end, the job's counts after it,
+    and its turn to record the progress (after the batch before it has recorded its own)."""
+
+    def __init__(self, old: int, upto: int, accepted: int, invalid: int, final: bool, after: _Batch | None):
+        self.old = old
+        self.upto = upto
+        self.accepted = accepted  # the job's counts once this batch is stored
+        self.invalid = invalid
+        self.final = final
+        self.after = after.recorded if after is not None else None
+        self.recorded = threading.Event()
 
 
 def run(job_pk: int) -> Iterator[list[int]]:
@@ -175,48 +184,74 @@ def run(job_pk: int) -> Iterator[list[int]]:
         job_id=job.id,
         identification=identification_of(job.legal_entity_id),
     )
-    progress = _Progress(job)
+    refs = job_refs.References(job.legal_entity_id, job.id)
+    if job.next_row:
+        refs.load()
     size = max(1, settings().job_batch_rows)
-    batch: list[tuple[int, list[str]]] = []
-    consumed = 0
-    # Rows are checked here while the batch before is stored by the writer thread (the database's
-    # work and ours overlap); batches are stored one after the other, in order.
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="job-writer") as writer:
-        pending: Future[list[int]] | None = None
+    writers = max(1, settings().job_writers)
+    state = {"next_row": job.next_row, "accepted": job.accepted, "invalid": job.invalid}
+    last: list[_Batch | None] = [None]
+    inflight: deque[Future[list[int]]] = deque()
+
+    def hand_on(rows: list[tuple[int, list[str]]], upto: int, final: bool) -> None:
+        prepared, bad = _check_rows(lay, rows)
+        prepared = _drop_duplicate_references(refs, prepared, bad)
+        bad_rows = len({row for row, _ in bad})
+        batch = _Batch(
+            state["next_row"],
+            upto,
+            state["accepted"] + len(prepared),
+            state["invalid"] + bad_rows,
+            final,
+            last[0],
+        )
+        state.update(next_row=upto, accepted=batch.accepted, invalid=batch.invalid)
+        last[0] = batch
+        inflight.append(pool.submit(_store, job.pk, prepared, bad, batch))
+
+    # Rows are read and checked here while earlier batches are stored by the writer threads, each on
+    # its own connection (the database's work runs on as many cores as there are writers, beside
+    # ours); each batch records the job's progress only after the batch before it has, so batches
+    # commit in row order.
+    with ThreadPoolExecutor(max_workers=writers, thread_name_prefix="job-writer") as pool:
         try:
+            rows: list[tuple[int, list[str]]] = []
+            consumed = 0
             for values in job_files.records(job_pk, job.delimiter):
                 consumed += 1
-                if consumed <= progress.next_row:
+                if consumed <= job.next_row:
                     continue  # committed before a restart
-                batch.append((consumed + 1, values))  # row numbers count the header as row 1
-                if len(batch) >= size:
-                    checked = _check_rows(lay, batch)
-                    if pending is not None:
-                        yield pending.result()
-                    pending = writer.submit(_store, lay, progress, checked, consumed, False)
-                    batch = []
-            checked = _check_rows(lay, batch)
-            if pending is not None:
-                yield pending.result()
-                pending = None
-            yield _store(lay, progress, checked, consumed, True)
+                rows.append((consumed + 1, values))  # row numbers count the header as row 1
+                if len(rows) >= size:
+                    while len(inflight) >= writers:
+                        yield inflight.popleft().result()
+                        refs.committed()
+                    hand_on(rows, consumed, False)
+                    rows = []
+            hand_on(rows, consumed, True)
+            while inflight:
+                yield inflight.popleft().result()
+                refs.committed()
         except csv.Error as exc:
             # Only a cell over the size limit gets here (the reader is lenient otherwise): the rest of
             # the file cannot be read reliably, so the job fails with that row listed.
-            if pending is not None:
-                yield pending.result()
-            _fail(progress, consumed + 2, str(exc))
+            while inflight:
+                yield inflight.popleft().result()
+            _fail(job.pk, consumed + 2, str(exc))
         except (JobStopped, IntegrityError):
             log.info("job %s stopped (canceled, or taken on elsewhere)", job.id)
+        finally:
+            for future in inflight:
+                future.cancel()  # not started: nothing to undo; running ones end on their own
 
 
 _Checked = tuple[list[ingest.Prepared], list[tuple[int, FieldError]]]
 
 
-def _check_rows(lay: job_rows.Layout, batch: list[tuple[int, list[str]]]) -> _Checked:
+def _check_rows(lay: job_rows.Layout, rows: list[tuple[int, list[str]]]) -> _Checked:
     prepared: list[ingest.Prepared] = []
     bad: list[tuple[int, FieldError]] = []
-    for row, values in batch:
+    for row, values in rows:
         if not "".join(values).strip():
             continue  # a blank line: not a row
         result = job_rows.prepare(values, row, lay)
@@ -227,14 +262,11 @@ def _check_rows(lay: job_rows.Layout, batch: list[tuple[int, list[str]]]) -> _Ch
     return prepared, bad
 
 
-def _store(lay: job_rows.Layout, progress: _Progress, checked: _Checked, upto: int, final: bool) -> list[int]:
-    """Store a checked batch with its errors and the job's progress, in one transaction (after the
-    batch before it has committed, so that duplicate references across batches are seen)."""
-    prepared, bad = checked
-    prepared = _drop_duplicate_references(lay, prepared, bad)
-    bad_rows = len({row for row, _ in bad})
+def _store(
+    job_pk: int, prepared: list[ingest.Prepared], bad: list[tuple[int, FieldError]], batch: _Batch
+) -> list[int]:
+    """Store a checked batch with its errors and the job's progress, in one transaction."""
     at = now()
-    old = progress.next_row
 
     def bookkeeping(conn: Connection, _results: list[Any]) -> None:
         if bad:
@@ -242,7 +274,7 @@ def _store(lay: job_rows.Layout, progress: _Progress, checked: _Checked, upto: i
                 insert(errors_t),
                 [
                     {
-                        "job_pk": progress.job.pk,
+                        "job_pk": job_pk,
                         "row": row,
                         "field": e.field,
                         "code": e.code,
@@ -252,63 +284,65 @@ def _store(lay: job_rows.Layout, progress: _Progress, checked: _Checked, upto: i
                 ],
             )
         values: dict[str, Any] = {
-            "next_row": upto,
-            "accepted": j.accepted + len(prepared),
-            "invalid": j.invalid + bad_rows,
+            "next_row": batch.upto,
+            "accepted": batch.accepted,
+            "invalid": batch.invalid,
             "lease_until": at + timedelta(seconds=settings().job_lease_seconds),
         }
-        if final:
+        if batch.final:
             values.update(
-                rows=progress.accepted + progress.invalid + len(prepared) + bad_rows,
+                rows=batch.accepted + batch.invalid,
                 status=JobStatus.DONE.value,
                 finished_at=at,
                 lease_until=None,
             )
+        if batch.after is not None:
+            if not batch.after.wait(settings().job_lease_seconds):
+                raise JobStopped()  # the batch before is stuck: the job's hold runs out anyway
+            # Wait for the batch before to end (it holds the job's row). Then the compare-and-set below,
+            # a statement of its own, sees what that batch committed: an UPDATE alone would judge its
+            # condition on the row as it was before that commit, and find nothing to move. (NO KEY: the
+            # lock a later batch's job_errors rows take on their job, by their foreign key, must not
+            # stand in its way.)
+            conn.execute(select(j.pk).where(j.pk == job_pk).with_for_update(key_share=True))
+        # The compare-and-set finds nothing to move if the batch before did not commit, or if the job
+        # was canceled or taken on elsewhere.
         moved = conn.execute(
             update(jobs_t)
-            .where(j.pk == progress.job.pk, j.status == JobStatus.RUNNING.value, j.next_row == old)
+            .where(j.pk == job_pk, j.status == JobStatus.RUNNING.value, j.next_row == batch.old)
             .values(**values)
         ).rowcount
+        batch.recorded.set()
         if not moved:
             raise JobStopped()
 
-    results = ingest.store(prepared, at, also=bookkeeping)
-    progress.next_row = upto
-    progress.accepted += len(prepared)
-    progress.invalid += bad_rows
+    try:
+        results = ingest.store(prepared, at, also=bookkeeping)
+    finally:
+        batch.recorded.set()  # the next batch's turn comes, whatever became of this one
+    bad_rows = len({row for row, _ in bad})
     metrics.inc("smsqueue_job_rows_total", {"outcome": "accepted"}, len(prepared))
     metrics.inc("smsqueue_job_rows_total", {"outcome": "invalid"}, bad_rows)
-    if final:
+    if batch.final:
         metrics.inc("smsqueue_jobs_finished_total", {"status": JobStatus.DONE.value})
     return [r.pk for r in results if isinstance(r, ingest.Stored) and r.status is Status.QUEUED]
 
 
 def _drop_duplicate_references(
-    lay: job_rows.Layout, prepared: list[ingest.Prepared], bad: list[tuple[int, FieldError]]
+    refs: job_refs.References, prepared: list[ingest.Prepared], bad: list[tuple[int, FieldError]]
 ) -> list[ingest.Prepared]:
     """A row whose reference an earlier row of the job (an accepted one) has is invalid."""
-    refs = {p.new.reference for p in prepared if p.new.reference is not None}
-    if not refs:
+    wanted = {p.new.reference for p in prepared if p.new.reference is not None}
+    if not wanted:
+        refs.handed_on(set())
         return prepared
-    listed = sorted(refs)
-    with transaction() as conn:
-        # On PostgreSQL one array parameter: an IN list of a batch's references costs SQLAlchemy more
-        # to render (a bind per value) than the database takes to answer.
-        among = (
-            m.reference == any_(bindparam("refs", listed, type_=ARRAY(String)))
-            if conn.dialect.name == "postgresql"
-            else m.reference.in_(listed)
-        )
-        taken = set(
-            conn.execute(
-                select(m.reference).where(m.legal_entity_id == lay.entity_id, among, m.job_id == lay.job_id)
-            ).scalars()
-        )
+    taken = refs.taken(wanted)
     kept: list[ingest.Prepared] = []
+    accepted: set[str] = set()
     for p in prepared:
         ref = p.new.reference
         if ref is not None:
-            if ref in taken:
+            if ref in taken or ref in accepted:
                 bad.append(
                     (
                         p.new.job_row or 0,
@@ -316,18 +350,19 @@ def _drop_duplicate_references(
                     )
                 )
                 continue
-            taken.add(ref)
+            accepted.add(ref)
         kept.append(p)
     bad.sort(key=lambda item: item[0])
+    refs.handed_on(accepted)
     return kept
 
 
-def _fail(progress: _Progress, row: int, message: str) -> None:
+def _fail(job_pk: int, row: int, message: str) -> None:
     at = now()
     with transaction() as conn:
         conn.execute(
             insert(errors_t).values(
-                job_pk=progress.job.pk,
+                job_pk=job_pk,
                 row=row,
                 field="row",
                 code=job_files.INVALID_CSV,
@@ -336,7 +371,7 @@ def _fail(progress: _Progress, row: int, message: str) -> None:
         )
         conn.execute(
             update(jobs_t)
-            .where(j.pk == progress.job.pk, j.status == JobStatus.RUNNING.value)
+            .where(j.pk == job_pk, j.status == JobStatus.RUNNING.value)
             .values(status=JobStatus.FAILED.value, finished_at=at, lease_until=None, rows=None)
         )
     metrics.inc("smsqueue_jobs_finished_total", {"status": JobStatus.FAILED.value})

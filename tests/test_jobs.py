@@ -176,6 +176,86 @@ def test_duplicate_references_across_batches(client, headers, monkeypatch):
     assert len(messages(client, headers, r.json["id"])) == 5
 
 
+def test_batches_stored_at_once_commit_in_row_order(client, headers, monkeypatch):
+    """With two writers, a batch whose turn comes while the batch before has recorded its progress but
+    not yet committed waits for that commit, and then moves the job on (it must not find the job
+    "taken on elsewhere"). The first batch's commit is held back to make that certain."""
+    import threading
+    import time
+
+    from smsqueue import ingest
+    from smsqueue.config import settings
+
+    monkeypatch.setenv("SMSQUEUE_JOB_BATCH_ROWS", "3")
+    monkeypatch.setenv("SMSQUEUE_JOB_WRITERS", "2")
+    settings.cache_clear()
+    real_store = ingest.store
+    calls = []
+    second_started = threading.Event()
+
+    def store(items, at=None, *, also=None):
+        calls.append(len(items))
+        first = len(calls) == 1
+        if not first:
+            second_started.set()
+
+        def slow(conn, results):
+            also(conn, results)
+            if first:  # progress recorded, commit not yet: the next batch is stored meanwhile
+                assert second_started.wait(5)
+                time.sleep(0.3)
+
+        return real_store(items, at, also=slow)
+
+    monkeypatch.setattr(jobs.ingest, "store", store)
+    try:
+        body = "to,text,reference\n" + "".join(f"+791612345{i:02d},t,r{i % 7}\n" for i in range(14))
+        r = post(client, headers, body.encode())
+        run(r.json["id"])
+    finally:
+        monkeypatch.undo()
+        settings.cache_clear()
+    got = client.get(f"/api/v1/jobs/{r.json['id']}", headers=headers).json
+    assert (got["status"], got["rows"], got["accepted"], got["invalid"]) == ("done", 14, 7, 7)
+    assert [e[0] for e in errors(client, headers, r.json["id"])] == list(range(9, 16))
+    assert len(calls) == 5
+
+
+def test_a_resumed_job_remembers_the_references_it_stored_before(client, headers, monkeypatch):
+    """The runner that takes a job on after a restart knows the references of the rows committed before
+    it (the filter that spares a lookup per row is filled from the stored messages)."""
+    monkeypatch.setenv("SMSQUEUE_JOB_BATCH_ROWS", "2")
+    from sqlalchemy import update
+
+    from smsqueue.config import settings
+
+    settings.cache_clear()
+    try:
+        refs = ["a", "b", "c", "d", "e", "f", "a", "d", "g", "f"]
+        body = "to,text,reference\n" + "".join(f"+791612345{i:02d},t,{ref}\n" for i, ref in enumerate(refs))
+        r = post(client, headers, body.encode())
+        job = jobs.find(uuid.UUID(r.json["id"]))
+        steps = jobs.run(job.pk)
+        next(steps)  # rows 2-3 committed (and those in flight beside them, at most the writers' count)
+        steps.close()  # this runner is gone; what it had handed on is committed or not, whole
+        with transaction() as conn:
+            conn.execute(update(Job.__table__).where(Job.__table__.c.pk == job.pk).values(lease_until=now()))
+        stored = jobs.find(job.id).next_row
+        assert 2 <= stored <= 6 and stored % 2 == 0
+        run(r.json["id"])  # another runner, from the next row
+    finally:
+        monkeypatch.undo()
+        settings.cache_clear()
+    assert errors(client, headers, r.json["id"]) == [
+        (8, "reference", "duplicate_reference"),
+        (9, "reference", "duplicate_reference"),
+        (11, "reference", "duplicate_reference"),
+    ]
+    got = client.get(f"/api/v1/jobs/{r.json['id']}", headers=headers).json
+    assert (got["status"], got["rows"], got["accepted"], got["invalid"]) == ("done", 10, 7, 3)
+    assert sorted(m["reference"] for m in messages(client, headers, r.json["id"])) == list("abcdefg")
+
+
 @pytest.mark.parametrize(
     ("body", "detail"),
     [
@@ -265,6 +345,7 @@ def test_cancel_stops_the_job_and_cancels_its_waiting_messages(client, headers):
 
 def test_a_job_canceled_while_it_runs_stores_no_more_rows(client, headers, monkeypatch):
     monkeypatch.setenv("SMSQUEUE_JOB_BATCH_ROWS", "10")
+    monkeypatch.setenv("SMSQUEUE_JOB_WRITERS", "1")  # no batch is in flight when the first is yielded
     from smsqueue.config import settings
 
     settings.cache_clear()
