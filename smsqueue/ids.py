@@ -42,4 +42,14 @@ def new_id() -> uuid.UUID:
     value |= ((rand >> 62) & 0xFFF) << 64  # rand_a, 12 bits
     value |= 0b10 << 62  # the RFC 4122 variant
     value |= rand & ((1 << 62) - 1)  # rand_b, 62 bits
-    return uuid.UUID(int=value)
+    # What UUID(int=value) makes, without its argument checks (the value is in range by construction):
+    # they cost as much as everything above.
+    made = _new_uuid(uuid.UUID)
+    _set(made, "int", value)
+    _set(made, "is_safe", _UNKNOWN)
+    return made
+
+
+_new_uuid = object.__new__
+_set = object.__setattr__
+_UNKNOWN = uuid.SafeUUID.unknown

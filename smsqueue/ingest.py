@@ -28,13 +28,13 @@ from smsqueue.templates import TemplateError, render
 m = messages_t.c
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: one per message (see message_rows.NewMessage)
 class Prepared:
     new: NewMessage
     key: str | None  # idempotency key
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: one per message (see message_rows.NewMessage)
 class Stored:
     pk: int
     id: Any

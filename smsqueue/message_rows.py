@@ -26,7 +26,9 @@ messages_t = Message.__table__
 events_t = MessageEvent.__table__
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen: a CSV job makes a million, and a frozen dataclass's __init__ sets each of its fields through
+# object.__setattr__ (2.9 us a message against 0.6). Nothing changes one after it is made.
+@dataclass(slots=True)
 class NewMessage:
     id: uuid.UUID
     legal_entity_id: int
@@ -54,7 +56,7 @@ class NewMessage:
         return Status.SCHEDULED if self.send_at is not None and self.send_at > at else Status.QUEUED
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen, as NewMessage: one per message stored
 class Moved:
     """A message that took a new status: its row key, public id, the event's sequence number."""
 

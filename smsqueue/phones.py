@@ -73,59 +73,58 @@ def normalize_phone(raw: str) -> str:
 @lru_cache(maxsize=_CACHE_SIZE)
 def _normalize_checked(raw: str) -> str:
     # Cached on the raw text: batches repeat numbers. Only successes are cached (errors raise).
-    match = _CLEAN_FORM.fullmatch(raw.translate(_DROP_SEPARATORS))
-    if match is not None and _is_valid_russian_nsn(match[1]):
-        return "+7" + match[1]
+    if len(raw) == 12 and raw.startswith("+7") and raw[2:].isdigit():
+        national = raw[2:]  # already E.164 (what most callers send): nothing to strip
+    else:
+        match = _CLEAN_FORM.fullmatch(raw.translate(_DROP_SEPARATORS))
+        national = match[1] if match is not None else ""
+    if national and _is_valid_russian_nsn(national):
+        return "+7" + national
     return _normalize_slow(raw)
 
 
-@lru_cache(maxsize=_CACHE_SIZE)
 def _is_valid_russian_nsn(national_number: str) -> bool:
     """What `is_valid_number` and `region_code_for_number(...) == "RU"` answer for +7 and these digits,
-    from phonenumbers' own RU metadata, compiled once (see `_ru_rules`): a CSV job checks a million
-    distinct numbers, and phonenumbers' generic path costs ~40 us each where this costs ~1."""
-    leading, general, types = _ru_rules()
-    length = len(national_number)
-    if leading is not None and not leading.match(national_number):
-        return False  # +7 numbers outside RU's leading digits belong to Kazakhstan (or nobody)
-    if not _matches(general, length, national_number):
-        return False
-    return any(_matches(rule, length, national_number) for rule in types)
-
-
-_Rule = tuple[frozenset[int], "re.Pattern[str]"]
+    from phonenumbers' own RU metadata, compiled once into one pattern per length (see `_ru_rules`): a
+    CSV job checks a million distinct numbers, and phonenumbers' generic path costs ~40 us each where
+    this costs well under one."""
+    pattern = _ru_rules().get(len(national_number))
+    return pattern is not None and pattern.match(national_number) is not None
 
 
 @lru_cache(maxsize=1)
-def _ru_rules() -> tuple[re.Pattern[str] | None, _Rule, list[_Rule]]:
+def _ru_rules() -> dict[int, re.Pattern[str]]:
     """RU's leading digits, general pattern and number-type patterns, as phonenumbers applies them
     (`_region_code_for_number_from_list`, `_number_type_helper`, `_is_number_matching_desc`): a number
     is Russian when RU's leading digits match its start (RU comes first among +7's regions), and valid
-    when it matches the general description and any type's (length listed, pattern full match)."""
+    when it matches the general description and any type's (length listed, pattern full match). Per
+    length, one pattern holds all three: a lookahead for the leading digits, one for the general
+    description, and the types' alternatives, each anchored at the end."""
     metadata = phonenumbers.PhoneMetadata.metadata_for_region(DEFAULT_REGION)
     assert metadata is not None
-    leading = re.compile(metadata.leading_digits) if metadata.leading_digits else None
 
-    def rule(desc: object) -> _Rule | None:
+    def rule(desc: object) -> tuple[frozenset[int], str] | None:
         pattern = getattr(desc, "national_number_pattern", None)
         if not pattern:
             return None
-        return frozenset(getattr(desc, "possible_length", ()) or ()), re.compile(pattern)
+        return frozenset(getattr(desc, "possible_length", ()) or ()), pattern
 
     general = rule(metadata.general_desc)
     assert general is not None
-    # Mobile first: the common case. Order does not change the answer (any type will do).
     kinds = ("mobile", "fixed_line", "premium_rate", "toll_free", "shared_cost", "voip", "personal_number",
              "pager", "uan", "voicemail")  # fmt: skip
     types = [r for r in (rule(getattr(metadata, kind, None)) for kind in kinds) if r is not None]
-    return leading, general, types
-
-
-def _matches(rule: _Rule, length: int, national_number: str) -> bool:
-    lengths, pattern = rule
-    if lengths and length not in lengths:
-        return False
-    return pattern.fullmatch(national_number) is not None
+    lead = f"(?=(?:{metadata.leading_digits}))" if metadata.leading_digits else ""
+    lengths = set(general[0]).union(*(t[0] for t in types))
+    compiled: dict[int, re.Pattern[str]] = {}
+    for length in sorted(lengths):
+        if general[0] and length not in general[0]:
+            continue
+        allowed = [p for ls, p in types if not ls or length in ls]
+        if allowed:
+            alternatives = "|".join(f"(?:{p})" for p in allowed)
+            compiled[length] = re.compile(f"{lead}(?=(?:{general[1]})\\Z)(?:{alternatives})\\Z")
+    return compiled
 
 
 def _normalize_slow(raw: str) -> str:

@@ -83,10 +83,11 @@ def _count_gsm7(text: str) -> SegmentInfo:
 
 def _count_ucs2(text: str) -> SegmentInfo:
     # "surrogatepass": a lone surrogate (JSON can carry one) counts as one unit instead of failing.
-    code_units = memoryview(text.encode("utf-16-le", "surrogatepass")).cast("H")
-    units = len(code_units)
+    encoded = text.encode("utf-16-le", "surrogatepass")
+    units = len(encoded) // 2
     if units <= _UCS2_SINGLE:
         return SegmentInfo("UCS-2", 1, units)
+    code_units = memoryview(encoded).cast("H")
 
     def opens_pair(i: int) -> bool:
         return code_units[i] in _HIGH_SURROGATES and code_units[i + 1] in _LOW_SURROGATES
