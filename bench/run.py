@@ -388,7 +388,7 @@ def fresh_start(env: Env, sim_port: int) -> None:
     urllib.request.urlopen(
         urllib.request.Request(f"http://127.0.0.1:{sim_port}/_sim/reset", method="POST")
     ).read()
-    env.sql("TRUNCATE messages CASCADE")
+    env.sql("TRUNCATE messages, message_events CASCADE")
     # The ingest rounds rang a doorbell for every message they stored, with no worker running: those
     # (now pointless) tasks would otherwise be worked through first.
     import redis
@@ -469,7 +469,7 @@ def db_backends(env: Env) -> list[int]:
 
 
 def bench_jobs(env: Env, key: str, sim_port: int, rows: int, e2e_rows: int, concurrency: int) -> None:
-    env.sql("TRUNCATE messages, jobs CASCADE")
+    env.sql("TRUNCATE messages, message_events, jobs CASCADE")
     import redis
 
     redis.Redis.from_url(env.env["CELERY_BROKER_URL"]).flushdb()
@@ -504,7 +504,7 @@ def bench_jobs(env: Env, key: str, sim_port: int, rows: int, e2e_rows: int, conc
             f"invalid {job['invalid']}; messages {job['by_status']}"
         )
         if e2e_rows:
-            env.sql("TRUNCATE messages, jobs CASCADE")
+            env.sql("TRUNCATE messages, message_events, jobs CASCADE")
             redis.Redis.from_url(env.env["CELERY_BROKER_URL"]).flushdb()
             urllib.request.urlopen(
                 urllib.request.Request(f"http://127.0.0.1:{sim_port}/_sim/reset", method="POST")

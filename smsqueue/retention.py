@@ -1,5 +1,5 @@
 """Retention: final messages older than their entity's `retention_days` are deleted, with their events
-and webhook attempts (the foreign keys cascade), in the background and in small batches.
+and webhook attempts (deleted first, and by their foreign keys), in the background and in small batches.
 
 Each batch is its own short transaction of at most `BATCH` messages, picked oldest first through
 `ix_messages_entity_created` and locked with SKIP LOCKED: a message some other transaction holds (a late
@@ -20,7 +20,7 @@ from sqlalchemy import Connection, delete, select
 from smsqueue import metrics
 from smsqueue.clock import now
 from smsqueue.db import transaction
-from smsqueue.models import LegalEntity, Message
+from smsqueue.models import LegalEntity, Message, MessageEvent
 from smsqueue.statuses import FINAL
 
 log = logging.getLogger(__name__)
@@ -46,6 +46,10 @@ def purge_batch(conn: Connection, entity_id: int, cutoff: datetime, limit: int =
     )
     pks = list(conn.execute(doomed).scalars())
     if pks:
+        # Events have no foreign key to cascade by (see MessageEvent.message_pk); their webhook
+        # attempts go with them by theirs.
+        events = MessageEvent.__table__
+        conn.execute(delete(events).where(events.c.message_pk.in_(pks)))
         conn.execute(delete(Message.__table__).where(m.pk.in_(pks)))
     return len(pks)
 

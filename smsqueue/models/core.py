@@ -257,7 +257,11 @@ class MessageEvent(Base):
     )
 
     id: Mapped[int] = mapped_column(BigPK, primary_key=True, autoincrement=True)
-    message_pk: Mapped[int] = mapped_column(BigInteger, ForeignKey("messages.pk", ondelete="CASCADE"))
+    # No foreign key (migration 0014): events are written only with their message, in its transaction,
+    # and deleted with it by retention; the key's check locked the new message's row for every event
+    # (a row lock and a WAL record per message accepted, the largest cost a CSV row had after the
+    # inserts themselves).
+    message_pk: Mapped[int] = mapped_column(BigInteger)
     seq: Mapped[int] = mapped_column(Integer)
     status: Mapped[str] = mapped_column(String(16))
     reason: Mapped[str | None] = mapped_column(String(64))
