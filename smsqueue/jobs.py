@@ -156,17 +156,34 @@ def due_for_resume(at: datetime | None = None) -> list[int]:
 
 
 class _Batch:
-    """One batch's place in the job: the rows before it and up to its end, the job's counts after it,
-    and its turn to record the progress (after the batch before it has recorded its own)."""
+    """One batch's place in the job: the rows before it and up to its end, what it stores, the job's
+    counts after it, and its turn to record the progress (after the batch before it has recorded its
+    own). A job's runner starts from `start` (the job as claimed, its turn already taken)."""
 
-    def __init__(self, old: int, upto: int, accepted: int, invalid: int, final: bool, after: _Batch | None):
+    def __init__(
+        self, before: _Batch | None, old: int, upto: int, accepted: int, invalid: int, stored: int = 0,
+        bad_rows: int = 0, final: bool = False,
+    ) -> None:  # fmt: skip
         self.old = old
         self.upto = upto
         self.accepted = accepted  # the job's counts once this batch is stored
         self.invalid = invalid
+        self.stored = stored  # this batch's own messages and invalid rows
+        self.bad_rows = bad_rows
         self.final = final
-        self.after = after.recorded if after is not None else None
+        self.after = before.recorded if before is not None else None
         self.recorded = threading.Event()
+
+    @classmethod
+    def start(cls, job: Any) -> _Batch:
+        first = cls(None, job.next_row, job.next_row, job.accepted, job.invalid)
+        first.recorded.set()
+        return first
+
+    def next(self, upto: int, stored: int, bad_rows: int, final: bool) -> _Batch:
+        return _Batch(
+            self, self.upto, upto, self.accepted + stored, self.invalid + bad_rows, stored, bad_rows, final
+        )
 
 
 def run(job_pk: int) -> Iterator[list[int]]:
@@ -189,25 +206,15 @@ def run(job_pk: int) -> Iterator[list[int]]:
         refs.load()
     size = max(1, settings().job_batch_rows)
     writers = max(1, settings().job_writers)
-    state = {"next_row": job.next_row, "accepted": job.accepted, "invalid": job.invalid}
-    last: list[_Batch | None] = [None]
+    last = _Batch.start(job)
     inflight: deque[Future[list[int]]] = deque()
 
     def hand_on(rows: list[tuple[int, list[str]]], upto: int, final: bool) -> None:
+        nonlocal last
         prepared, bad = _check_rows(lay, rows)
         prepared = _drop_duplicate_references(refs, prepared, bad)
-        bad_rows = len({row for row, _ in bad})
-        batch = _Batch(
-            state["next_row"],
-            upto,
-            state["accepted"] + len(prepared),
-            state["invalid"] + bad_rows,
-            final,
-            last[0],
-        )
-        state.update(next_row=upto, accepted=batch.accepted, invalid=batch.invalid)
-        last[0] = batch
-        inflight.append(pool.submit(_store, job.pk, prepared, bad, batch))
+        last = last.next(upto, len(prepared), len({row for row, _ in bad}), final)
+        inflight.append(pool.submit(_store, job.pk, prepared, bad, last))
 
     # Rows are read and checked here while earlier batches are stored by the writer threads, each on
     # its own connection (the database's work runs on as many cores as there are writers, beside
@@ -320,9 +327,8 @@ def _store(
         results = ingest.store(prepared, at, also=bookkeeping)
     finally:
         batch.recorded.set()  # the next batch's turn comes, whatever became of this one
-    bad_rows = len({row for row, _ in bad})
-    metrics.inc("smsqueue_job_rows_total", {"outcome": "accepted"}, len(prepared))
-    metrics.inc("smsqueue_job_rows_total", {"outcome": "invalid"}, bad_rows)
+    metrics.inc("smsqueue_job_rows_total", {"outcome": "accepted"}, batch.stored)
+    metrics.inc("smsqueue_job_rows_total", {"outcome": "invalid"}, batch.bad_rows)
     if batch.final:
         metrics.inc("smsqueue_jobs_finished_total", {"status": JobStatus.DONE.value})
     return [r.pk for r in results if isinstance(r, ingest.Stored) and r.status is Status.QUEUED]
