@@ -435,9 +435,9 @@ def is_change_cursor(cursor: str | None) -> bool:
 # than they stamp: a poll can list a change committed at once, move its cursor past it, and never see an
 # earlier-stamped change that commits a moment later.
 #
-# So each message carries the position of its last change, `change_seq`, kept by a trigger (migration
-# 0003) on every insert and every status change (a move of `event_seq`; other updates of the row do not
-# count), and the listing is ordered by (change_seq, pk):
+# So each message carries the position of its last change, `change_seq`, kept by the database
+# (migrations 0003 and 0015: a default and triggers) on every insert and every status change (a move of
+# `event_seq`; other updates of the row do not count), and the listing is ordered by (change_seq, pk):
 #
 # - PostgreSQL: change_seq is the id of the writing transaction (pg_current_xact_id: 64-bit, never wraps),
 #   and a poll lists only positions below H = pg_snapshot_xmin(pg_current_snapshot()), the oldest

@@ -190,7 +190,9 @@ class Message(Base):
 
     pk: Mapped[int] = mapped_column(BigPK, primary_key=True, autoincrement=True)
     id: Mapped[uuid.UUID] = mapped_column(unique=True)
-    legal_entity_id: Mapped[int] = mapped_column(ForeignKey("legal_entities.id", ondelete="RESTRICT"))
+    # No foreign key (migration 0015): its check locked the entity's row for every message stored, and
+    # entities are never deleted (DELETE deactivates one).
+    legal_entity_id: Mapped[int] = mapped_column(Integer)
     recipient: Mapped[str] = mapped_column(String(16))  # the API's "to" (an SQL keyword), E.164
     text: Mapped[str] = mapped_column(Text)
     sender: Mapped[str | None] = mapped_column(String(64))
@@ -230,9 +232,10 @@ class Message(Base):
     next_status_check_at: Mapped[datetime | None] = mapped_column()
     status_checks: Mapped[int] = mapped_column(Integer, default=0)
     event_seq: Mapped[int] = mapped_column(Integer, default=0)  # how many events it has
-    # The position of its last change for updated_after polling, set by a database trigger whenever a
-    # message is inserted or its event_seq moves (migration 0003): on PostgreSQL the id of the writing
-    # transaction (pg_current_xact_id), on SQLite a counter. See api/messages._list_changes.
+    # The position of its last change for updated_after polling, set by the database whenever a message
+    # is inserted or its event_seq moves (migrations 0003, 0015): on PostgreSQL the id of the writing
+    # transaction (pg_current_xact_id; the column's default there, and a trigger for a row inserted with
+    # 0 and for status changes), on SQLite a counter kept by triggers. See api/messages._list_changes.
     change_seq: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     # The local day (in the recipient's zone) whose 230-FZ counters this message was added to while it is
     # handed to a provider; null when it is not counted. Kept so that un-counting is exact and happens once.
