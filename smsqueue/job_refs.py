@@ -30,17 +30,18 @@ class References:
         self.bits = bytearray(_BITS // 8)
         self.uncommitted: deque[set[str]] = deque()  # per batch handed on, oldest first
 
-    def _probes(self, ref: str) -> tuple[int, int]:
-        h = hash(ref) & 0xFFFFFFFFFFFFFFFF  # str hashes are per process, as this filter is
-        return h & _MASK, (h >> 32) & _MASK
-
+    # Two probes from one hash: its low and high 32 bits. Written out in _add and _maybe, which run for
+    # every row (a helper's call and a generator cost more than the probes themselves).
     def _add(self, ref: str) -> None:
-        for bit in self._probes(ref):
-            self.bits[bit >> 3] |= 1 << (bit & 7)
+        h = hash(ref)  # str hashes are per process, as this filter is
+        bits, a, b = self.bits, h & _MASK, (h >> 32) & _MASK
+        bits[a >> 3] |= 1 << (a & 7)
+        bits[b >> 3] |= 1 << (b & 7)
 
     def _maybe(self, ref: str) -> bool:
-        bits = self.bits
-        return all(bits[bit >> 3] & (1 << (bit & 7)) for bit in self._probes(ref))
+        h = hash(ref)
+        bits, a, b = self.bits, h & _MASK, (h >> 32) & _MASK
+        return bool(bits[a >> 3] & (1 << (a & 7))) and bool(bits[b >> 3] & (1 << (b & 7)))
 
     def load(self) -> None:
         """Remember the references of the job's stored messages (a job resumed after a restart)."""

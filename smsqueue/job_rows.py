@@ -32,7 +32,8 @@ from smsqueue.templates import TemplateError, compile_template
 
 TOO_MANY_FIELDS = "too_many_fields"
 DUPLICATE_REFERENCE = "duplicate_reference"
-OPTIONAL = ("reference", "debtor", "send_at", "valid_until", "recipient_timezone")
+TIMING = ("send_at", "valid_until", "recipient_timezone")
+OPTIONAL = ("reference", "debtor", *TIMING)
 KNOWN = ("to", "text", *OPTIONAL)
 MAX_REFERENCE = 128
 
@@ -48,7 +49,9 @@ class Layout:
     width: int
     to: int
     text: int | None
-    optional: dict[str, int]
+    reference: int | None  # columns most rows have, looked up directly
+    debtor: int | None
+    timing: dict[str, int]  # the other optional columns: send_at, valid_until, recipient_timezone
     placeholders: dict[str, int]  # placeholder -> column
     template: str | None
     template_text: str | None
@@ -90,7 +93,9 @@ def layout(
         width=len(columns),
         to=index["to"],
         text=index.get("text") if template_text is None else None,
-        optional={name: index[name] for name in OPTIONAL if name in index},
+        reference=index.get("reference"),
+        debtor=index.get("debtor"),
+        timing={name: index[name] for name in TIMING if name in index},
         placeholders=placeholders,
         template=template,
         template_text=template_text,
@@ -144,13 +149,14 @@ def prepare(values: list[str], row: int, lay: Layout) -> ingest.Prepared | list[
     if text is not None and lay.identification is not None:
         text, wrong = text_errors(text, lay.identification)
         errors += wrong
-    found = {name: values[i].strip() for name, i in lay.optional.items()}
-    reference = found.get("reference") or None
+    reference = None if lay.reference is None else values[lay.reference].strip() or None
     if reference is not None and len(reference) > MAX_REFERENCE:
         errors.append(FieldError("reference", FieldCode.TOO_LONG, f"at most {MAX_REFERENCE} characters"))
-    debtor = found.get("debtor") or None
+    debtor = None if lay.debtor is None else values[lay.debtor].strip() or None
     if debtor is not None and len(debtor) > MAX_DEBTOR:
         errors.append(FieldError("debtor", FieldCode.TOO_LONG, f"at most {MAX_DEBTOR} characters"))
+    # (a comprehension is a function call per row in Python 3.11: none for a job without these columns)
+    found = {name: values[i].strip() for name, i in lay.timing.items()} if lay.timing else {}
     send_at = lay.send_at
     if found.get("send_at"):
         send_at = _check(errors, "send_at", lambda: check_send_at(parse_timestamp(found["send_at"])))

@@ -258,8 +258,9 @@ _Checked = tuple[list[ingest.Prepared], list[tuple[int, FieldError]]]
 def _check_rows(lay: job_rows.Layout, rows: list[tuple[int, list[str]]]) -> _Checked:
     prepared: list[ingest.Prepared] = []
     bad: list[tuple[int, FieldError]] = []
+    to = lay.to
     for row, values in rows:
-        if not "".join(values).strip():
+        if not (len(values) > to and values[to]) and not "".join(values).strip():
             continue  # a blank line: not a row
         result = job_rows.prepare(values, row, lay)
         if isinstance(result, list):

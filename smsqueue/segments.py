@@ -50,7 +50,7 @@ _HIGH_SURROGATES = range(0xD800, 0xDC00)
 _LOW_SURROGATES = range(0xDC00, 0xE000)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: one per message counted (see message_rows.NewMessage)
 class SegmentInfo:
     encoding: Encoding
     segments: int
