@@ -12,12 +12,14 @@ recording the progress only after the one before it, so they commit in row order
 from __future__ import annotations
 
 import csv
+import gc
 import logging
 import threading
 import uuid
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import IO, Any
 
@@ -41,6 +43,11 @@ errors_t = JobError.__table__
 j = jobs_t.c
 m = messages_t.c
 _UNFINISHED = sorted(s.value for s in JOB_UNFINISHED)
+# While a job runs, the cyclic collector looks at the young objects only once this many more have been
+# made than freed (Python's default is 700). A job makes a few objects per row, all freed with their
+# batch by reference counting, and at the default the collector ran ~9,000 times over a million rows,
+# a third of the job worker's CPU (measured by gc.callbacks: 14.8 of 36 s).
+JOB_GC_THRESHOLD = 50_000
 
 
 def identification_of(entity_id: int) -> Identification:
@@ -186,8 +193,23 @@ class _Batch:
         )
 
 
+@contextmanager
+def _rare_collections() -> Iterator[None]:
+    thresholds = gc.get_threshold()
+    gc.set_threshold(JOB_GC_THRESHOLD, *thresholds[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*thresholds)
+
+
 def run(job_pk: int) -> Iterator[list[int]]:
     """Run the job from where it stopped; after each committed batch, the pks of its queued messages."""
+    with _rare_collections():
+        yield from _run(job_pk)
+
+
+def _run(job_pk: int) -> Iterator[list[int]]:
     job = claim(job_pk)
     if job is None:
         return
