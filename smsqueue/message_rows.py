@@ -295,7 +295,7 @@ def _copy_lines(pks: list[int], items: Sequence[NewMessage], at: datetime) -> tu
     events: list[str] = []
     statuses: list[Status] = []
     shared_key: tuple[Any, ...] | None = None
-    shared = ""
+    shared = event_tail = ""  # set by the first row (its key differs from None)
     status = Status.QUEUED
     for pk, item in zip(pks, items, strict=True):
         key = (
